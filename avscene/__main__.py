@@ -1,0 +1,5 @@
+import sys
+
+from avscene.cli import main
+
+sys.exit(main())
