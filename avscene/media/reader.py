@@ -127,11 +127,14 @@ class _FrameConverter:
                 scaled_w, scaled_h = max(scaled_w, self.out_w), max(scaled_h, self.out_h)
             else:
                 scaled_w, scaled_h = min(scaled_w, self.out_w), min(scaled_h, self.out_h)
-        shrinking = scaled_w * scaled_h < src_w * src_h
-        rgb = frame.to_ndarray(
-            format="rgb24", width=scaled_w, height=scaled_h,
-            interpolation="AREA" if shrinking else "BILINEAR",
-        )  # (h, w, 3)
+        if (scaled_w, scaled_h) != (src_w, src_h):
+            # Scale in the decoder's own pixel format, then convert the smaller picture to RGB:
+            # swscale is several times faster this way round. Fast bilinear is exact enough down
+            # to half size; beyond that, area averaging avoids aliasing.
+            heavy = scaled_w * 2 < src_w or scaled_h * 2 < src_h
+            frame = frame.reformat(width=scaled_w, height=scaled_h,
+                                   interpolation="AREA" if heavy else "FAST_BILINEAR")
+        rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3)
         if (scaled_h, scaled_w) == (self.out_h, self.out_w):
             return rgb
         if self.fit == "crop":
