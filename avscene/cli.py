@@ -52,6 +52,83 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_train_args(p: argparse.ArgumentParser, *, lr: float, optimizer: str) -> None:
+    """Flags every ``train`` sub-command shares (they map onto :class:`TrainConfig`)."""
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, logs, curves")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", dest="global_batch", type=int, default=16, help="global batch (clips per step)")
+    p.add_argument("--micro-batch", dest="micro_batch", type=int, default=None,
+                   help="clips per forward pass and process (default: batch-size / processes)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default=optimizer)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
+    p.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=0)
+    p.add_argument("--weight-decay", dest="weight_decay", type=float, default=1e-5)
+    p.add_argument("--grad-clip", dest="grad_clip", type=float, default=5.0)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--channels-last", dest="channels_last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--workers", dest="num_workers", type=int, default=2, help="data-loading processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", dest="log_every", type=int, default=10)
+    p.add_argument("--val-every", dest="val_every", type=int, default=100)
+    p.add_argument("--ckpt-every", dest="ckpt_every", type=int, default=100)
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start over even if a checkpoint exists")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
+
+
+def _train_config(args: argparse.Namespace):
+    import os
+
+    from avscene.train.loop import TrainConfig
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    micro = args.micro_batch or max(1, args.global_batch // world)
+    fields = {f: getattr(args, f) for f in (
+        "steps", "global_batch", "optimizer", "lr", "schedule", "warmup_steps", "weight_decay", "grad_clip",
+        "precision", "channels_last", "compile", "device", "num_workers", "seed", "log_every", "val_every",
+        "ckpt_every", "resume", "progress")}
+    return TrainConfig(out_dir=str(args.out), micro_batch=micro, **fields)
+
+
+def _cmd_train_shift(args: argparse.Namespace) -> int:
+    from avscene.models import get_preset
+    from avscene.train.loop import fit
+    from avscene.train.shift import make_shift_task
+
+    overrides = {}
+    if args.audio_input:
+        overrides["audio_input"] = args.audio_input
+    if args.no_sound:
+        overrides["use_sound"] = False
+    model_cfg = get_preset(args.preset, **overrides)
+    data, val_data = args.data, args.val_data
+    if str(data) == "synthetic":
+        data, val_data = _synthetic_sync_data(args.out, args.synthetic_scenes, args.seed, model_cfg)
+    task = make_shift_task(data, model_cfg, val_data=val_data, negatives=args.negatives,
+                           shift_range_s=tuple(args.shift_range_s) if args.shift_range_s else None,
+                           n_val=args.n_val, seed=args.seed, progress=args.progress)
+    if task.train_index.skipped:
+        print(task.train_index.report(), file=sys.stderr)
+    checkpoint = fit(task, _train_config(args))
+    print(f"checkpoint: {checkpoint}")
+    return EXIT_OK
+
+
+def _synthetic_sync_data(out: Path, n: int, seed: int, model_cfg) -> tuple[Path, Path]:
+    """Generate (once) synthetic sync scenes for training and held-out validation."""
+    from avscene.synth import SceneConfig, write_dataset
+
+    root = out / "synthetic"
+    config = SceneConfig(task="sync", fps=model_cfg.fps, sample_rate=model_cfg.sample_rate)
+    sets = {"train": (n, seed), "val": (max(8, n // 8), seed + 10_000)}
+    for name, (count, set_seed) in sets.items():
+        if not (root / name / "manifest.json").exists():
+            write_dataset(root / name, count, set_seed, task="sync", config=config)
+    return root / "train", root / "val"
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avscene", description="Self-supervised audio-visual scene analysis (Owens & Efros 2018)."
@@ -73,6 +150,25 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 
+    p = sub.add_parser("train", help="train a model (shift pretraining, ...)")
+    train = p.add_subparsers(dest="train_task", required=True, metavar="TASK")
+    p = train.add_parser("shift", help="self-supervised audio-visual sync pretraining")
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder of videos (searched recursively), or 'synthetic' for the built-in world")
+    p.add_argument("--val-data", dest="val_data", type=Path, default=None,
+                   help="held-out videos (default: ~10%% of --data, chosen by file name)")
+    p.add_argument("--preset", default="small", help="model preset: paper, paper-cam, small, tiny")
+    p.add_argument("--audio-input", dest="audio_input", choices=("waveform", "spectrogram"), default=None)
+    p.add_argument("--no-sound", dest="no_sound", action="store_true", help="vision-only (audio features zeroed)")
+    p.add_argument("--negatives", choices=("shift", "random-pair"), default="shift")
+    p.add_argument("--shift-range", dest="shift_range_s", type=float, nargs=2, metavar=("MIN_S", "MAX_S"),
+                   default=None, help="shift of negatives in seconds (default: 2.0-5.8 s scaled by clip/4.2 s)")
+    p.add_argument("--n-val", dest="n_val", type=int, default=64, help="held-out clips for validation")
+    p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=400,
+                   help="with --data synthetic: number of training scenes")
+    _add_train_args(p, lr=1e-2, optimizer="sgd")
+    p.set_defaults(func=_cmd_train_shift)
+
     p = sub.add_parser("demo", help="run the whole system on the synthetic world (the main job)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--minutes", type=float, default=15.0, help="time budget for training steps")
@@ -86,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     try:
         return args.func(args)
-    except MediaError as err:
+    except (MediaError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -1,0 +1,174 @@
+"""Examples for the self-supervised shift task: one clip, its aligned audio and a shifted audio.
+
+As in the release, each clip gives one positive and one negative: the video frames
+``[f1, f1 + n_frames)``, the audio starting at frame ``f1`` (aligned) and the audio starting at
+frame ``f2`` of the *same* video (shifted by ``f2 - f1`` frames, 2.0-5.8 s at the paper's scale,
+either direction). One read covers both windows, as the release sliced one stored 10.1 s clip.
+With ``negatives="random-pair"`` the negative audio comes from another video instead (Table 1's
+ablation).
+
+Every example is a pure function of ``(seed, example_id)``: the video, the window, the crop and
+the flip are drawn from ``np.random.default_rng((seed, example_id))``. Training therefore reads
+the same examples whatever the number of processes or workers, and a resumed run continues with
+exactly the examples it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from avscene.constants import PAPER_CLIP_SECONDS, PAPER_SHIFT_RANGE_S, as_fps, frame_to_sample
+from avscene.data.videos import VideoIndex
+from avscene.media import MediaError, read_clip
+
+Negatives = Literal["shift", "random-pair"]
+
+#: Reads that fail (a file corrupt in the middle) are retried on other videos this many times.
+_MAX_READ_TRIES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftSampling:
+    """How shift examples are cut from videos.
+
+    ``shift_range_s`` defaults to the paper's 2.0-5.8 s scaled by ``clip_s / 4.2`` so that short
+    clips of the CPU presets get proportionally short shifts.
+    """
+
+    n_frames: int
+    fps: Fraction
+    sample_rate: int
+    crop_size: int
+    full_size: int
+    channels: int = 2
+    shift_range_s: tuple[float, float] | None = None
+    negatives: Negatives = "shift"
+    augment: bool = True
+    flip_swaps_stereo: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "fps", as_fps(self.fps))
+        if self.full_size < self.crop_size:
+            raise ValueError(f"full_size {self.full_size} < crop_size {self.crop_size}")
+        if self.negatives not in ("shift", "random-pair"):
+            raise ValueError(f"negatives must be 'shift' or 'random-pair', got {self.negatives!r}")
+
+    @property
+    def clip_s(self) -> float:
+        return float(self.n_frames / self.fps)
+
+    @property
+    def n_samples(self) -> int:
+        return frame_to_sample(self.n_frames, self.fps, self.sample_rate)
+
+    @property
+    def shift_frames(self) -> tuple[int, int]:
+        """Smallest and largest shift, in frames."""
+        lo, hi = self.shift_range_s or tuple(s * self.clip_s / PAPER_CLIP_SECONDS for s in PAPER_SHIFT_RANGE_S)
+        return max(1, round(lo * self.fps)), max(1, round(hi * self.fps))
+
+    @property
+    def min_video_s(self) -> float:
+        """Shortest usable video: one clip plus the smallest shift (and a frame to spare)."""
+        frames = self.n_frames + 1 + (self.shift_frames[0] if self.negatives == "shift" else 0)
+        return float(frames / self.fps)
+
+
+def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) -> (T, size, size, 3), centred."""
+    top, left = (frames.shape[1] - size) // 2, (frames.shape[2] - size) // 2
+    return frames[:, top : top + size, left : left + size]
+
+
+def frames_to_video(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W) in [-1, 1] (the release's x * 2/255 - 1)."""
+    return frames.permute(0, 4, 1, 2, 3).float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+class ShiftPairs(Dataset):
+    """Map-style dataset: ``pairs[example_id]`` -> dict of
+
+    * ``frames``: uint8 (T, crop, crop, 3)
+    * ``audio_aligned``, ``audio_shifted``: float32 (C, N), N = ``sampling.n_samples``
+    * ``shift_frames``: int, the negative's shift (0 for a random pair)
+    """
+
+    def __init__(self, index: VideoIndex, sampling: ShiftSampling, *, seed: int = 0):
+        if len(index) == 0:
+            raise ValueError("no usable videos for shift training")
+        if sampling.negatives == "random-pair" and len(index) < 2:
+            raise ValueError("random-pair negatives need at least 2 videos")
+        self.index, self.sampling, self.seed = index, sampling, seed
+
+    def __len__(self) -> int:
+        return 2**62  # an endless stream: ids are drawn by the training loop
+
+    def __getitem__(self, example_id: int) -> dict:
+        rng = np.random.default_rng((self.seed, int(example_id)))
+        for _ in range(_MAX_READ_TRIES):
+            try:
+                return self._example(rng)
+            except MediaError:
+                continue  # a file that probed fine but fails mid-way: draw another
+        raise RuntimeError(f"example {example_id}: {_MAX_READ_TRIES} reads failed in a row; is the data corrupt?")
+
+    def _read(self, info, start_frame: int, n_frames: int, *, video: bool = True):
+        s = self.sampling
+        return read_clip(info.path, float(start_frame / s.fps), float(n_frames / s.fps) + 1e-6,
+                         fps=s.fps, size=s.full_size, fit="crop", sample_rate=s.sample_rate,
+                         channels=s.channels, video=video, threads=1)
+
+    def _example(self, rng: np.random.Generator) -> dict:
+        s = self.sampling
+        which = int(rng.integers(len(self.index)))
+        info = self.index.videos[which]
+        total = math.floor(info.duration_s * s.fps) - 1  # whole frames, one spare for rounding
+        n, n_samples = s.n_frames, s.n_samples
+        if s.negatives == "shift":
+            lo, hi = s.shift_frames
+            hi = min(hi, total - n)
+            shift = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
+            span = n + abs(shift)
+            first = int(rng.integers(0, total - span + 1))
+            clip = self._read(info, first, span + 1)  # one spare frame covers sample rounding
+            f1 = first if shift > 0 else first - shift
+            f2 = f1 + shift
+            a1, a2 = (frame_to_sample(f - first, s.fps, s.sample_rate) for f in (f1, f2))
+            frames = clip.frames[f1 - first : f1 - first + n]
+            aligned, shifted = clip.audio[a1 : a1 + n_samples], clip.audio[a2 : a2 + n_samples]
+        else:
+            shift = 0
+            first = int(rng.integers(0, total - n + 1))
+            clip = self._read(info, first, n + 1)
+            frames, aligned = clip.frames[:n], clip.audio[:n_samples]
+            other = self.index.videos[(which + 1 + int(rng.integers(len(self.index) - 1))) % len(self.index)]
+            other_total = math.floor(other.duration_s * s.fps) - 1
+            other_first = int(rng.integers(0, max(1, other_total - n + 1)))
+            shifted = self._read(other, other_first, n + 1, video=False).audio[:n_samples]
+        frames, aligned, shifted = self._augment(frames, aligned, shifted, rng)
+        return {
+            "frames": torch.from_numpy(np.ascontiguousarray(frames)),
+            "audio_aligned": torch.from_numpy(np.ascontiguousarray(aligned.T)),
+            "audio_shifted": torch.from_numpy(np.ascontiguousarray(shifted.T)),
+            "shift_frames": shift,
+        }
+
+    def _augment(self, frames, aligned, shifted, rng):
+        """Random crop and whole-clip horizontal flip (stereo swapped with it), or centre crop."""
+        s = self.sampling
+        if not s.augment:
+            return center_crop(frames, s.crop_size), aligned, shifted
+        top, left = rng.integers(0, frames.shape[1] - s.crop_size + 1), rng.integers(0, frames.shape[2] - s.crop_size + 1)
+        frames = frames[:, top : top + s.crop_size, left : left + s.crop_size]
+        if rng.random() < 0.5:
+            frames = frames[:, :, ::-1]
+            if s.flip_swaps_stereo and aligned.shape[1] == 2:  # the release forgot this (§10.12)
+                aligned, shifted = aligned[:, ::-1], shifted[:, ::-1]
+        return frames, aligned, shifted

@@ -1,0 +1,73 @@
+"""A folder of videos as a training source: found recursively, probed once, unusable files
+skipped with their reason (never fatal)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from avscene.media import MediaError, MediaInfo, probe
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
+
+
+def find_videos(root: str | os.PathLike, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> list[Path]:
+    """Every file under ``root`` (recursively) with a video suffix, sorted; ``root`` may be a file."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise MediaError(root, "no such file or folder")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoIndex:
+    """Usable videos of a folder with their :class:`MediaInfo`, and the files skipped and why."""
+
+    videos: tuple[MediaInfo, ...]
+    skipped: tuple[tuple[str, str], ...]  # (path, reason)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def report(self) -> str:
+        """A short human summary: counts of usable and skipped files by reason."""
+        lines = [f"{len(self.videos)} usable videos, {len(self.skipped)} skipped"]
+        for reason, n in Counter(_reason_kind(r) for _, r in self.skipped).most_common():
+            lines.append(f"  {n:5d} x {reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"usable": [v.path for v in self.videos],
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(" (")[0]
+
+
+def index_videos(root: str | os.PathLike, *, min_duration_s: float, need_audio: bool = True,
+                 progress: bool = False) -> VideoIndex:
+    """Probe every video under ``root``; keep those with video (and audio if ``need_audio``) that
+    last at least ``min_duration_s``."""
+    videos, skipped = [], []
+    for path in tqdm(find_videos(root), desc="probing videos", unit="file", disable=not progress):
+        try:
+            info = probe(path)
+        except MediaError as err:
+            skipped.append((str(path), err.reason))
+            continue
+        if not info.has_video:
+            skipped.append((str(path), "no video stream"))
+        elif need_audio and not info.has_audio:
+            skipped.append((str(path), "no audio stream"))
+        elif info.duration_s < min_duration_s:
+            skipped.append((str(path), f"too short ({info.duration_s:.2f} s < {min_duration_s:.2f} s)"))
+        else:
+            videos.append(info)
+    return VideoIndex(tuple(videos), tuple(skipped))

@@ -1,0 +1,46 @@
+"""Pictures of results: training curves, sync scans. Matplotlib without a display; every
+figure is written atomically as PNG."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from avscene.files import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_training_curves(rows: list[dict], path: str | os.PathLike, *, title: str = "training") -> Path:
+    """Loss (left) and accuracy-like metrics (right) against step, train and validation."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    def series(key):
+        pts = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
+        return zip(*pts) if pts else ((), ())
+    keys = sorted({k for r in rows for k in r})
+    for key in keys:
+        if key in ("step", "lr", "examples_per_s", "grad_norm"):
+            continue
+        ax = ax_loss if "loss" in key else ax_acc if ("acc" in key or "sdr" in key.lower()) else None
+        if ax is None:
+            continue
+        xs, ys = series(key)
+        ax.plot(xs, ys, marker="o" if key.startswith("val_") else None, ms=3, label=key)
+    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("step")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -1,0 +1,36 @@
+"""Self-describing checkpoints: the model's config, weights, optimizer, schedule, step, RNG
+state and the training log, in one file written atomically (a kill mid-write leaves the
+previous checkpoint intact). Loaded with ``weights_only=True``: no pickled code runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avscene.files import atomic_path
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (tensors, numbers, strings, lists, dicts) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format_version": FORMAT_VERSION, **payload}, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; a clear error if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise ValueError(f"{path}: not a readable avscene checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: not an avscene checkpoint of format {FORMAT_VERSION}")
+    return payload

@@ -1,0 +1,301 @@
+"""One training loop for every task (shift, separation, action).
+
+A task says how to build its model, which examples to train on, its loss and its validation;
+:func:`fit` does the rest, the same on one CPU, one GPU or N processes under ``torchrun``:
+
+* **Global batch independent of world size.** A step consumes ``global_batch`` examples with
+  ids ``step * global_batch + [0, global_batch)``, cut into micro-batches of ``micro_batch``;
+  micro-batch ``k`` goes to rank ``k % world_size`` and each rank accumulates gradients over its
+  ``global_batch / (micro_batch * world_size)`` micro-batches. Batch-norm statistics are per
+  micro-batch (per tower, as the release), so one process with two accumulation steps computes
+  exactly what two processes compute.
+* **Exact resume.** Examples are functions of their id, and the random state of the model
+  (fractional pooling) is re-seeded from ``(seed, step, micro-batch)`` before every micro-batch,
+  so a run resumed from a checkpoint continues bit for bit as if it had never stopped.
+* **Side effects on rank 0 only**: progress bar, logs (CSV + JSON), curves (PNG), checkpoints
+  (atomic, every ``ckpt_every`` steps and at exit, including Ctrl-C and SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from avscene.files import atomic_path, write_json
+from avscene.train.checkpoint import load_checkpoint, save_checkpoint
+from avscene.train.runtime import Runtime, autocast, init_runtime, shutdown
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the task says what). ``optimizer="sgd"`` with the defaults is the paper's
+    shift schedule (momentum 0.9, constant lr 1e-2, global grad-norm clip 5, weight decay 1e-5
+    on weights); ``"adamw"`` uses linear warm-up then cosine decay."""
+
+    out_dir: str
+    steps: int
+    global_batch: int = 16
+    micro_batch: int = 16
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    grad_clip: float = 5.0
+    warmup_steps: int = 0
+    schedule: str = "constant"  # or "cosine"
+    precision: str = "fp32"  # or "bf16"
+    channels_last: bool = False
+    compile: bool = False
+    log_every: int = 10
+    val_every: int = 100
+    ckpt_every: int = 100
+    seed: int = 0
+    num_workers: int = 2
+    device: str = "auto"
+    resume: bool = True
+    progress: bool = True
+
+    def accumulation(self, world_size: int) -> int:
+        per_step = self.micro_batch * world_size
+        if self.global_batch % per_step:
+            raise ValueError(f"global_batch {self.global_batch} is not a multiple of micro_batch "
+                             f"{self.micro_batch} x {world_size} processes")
+        return self.global_batch // per_step
+
+
+class Task(Protocol):
+    """What :func:`fit` needs from a task."""
+
+    name: str
+
+    def build_model(self) -> nn.Module: ...
+
+    def model_config(self) -> dict[str, Any]: ...
+
+    def train_dataset(self) -> Dataset: ...
+
+    def loss(self, model: nn.Module, batch: dict, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]: ...
+
+
+class MicroBatchSampler(Sampler[list[int]]):
+    """Yields this rank's micro-batches of example ids, step after step, from ``start_step``."""
+
+    def __init__(self, start_step: int, steps: int, global_batch: int, micro_batch: int, runtime: Runtime):
+        self.start_step, self.steps = start_step, steps
+        self.global_batch, self.micro_batch = global_batch, micro_batch
+        self.rank, self.world = runtime.rank, runtime.world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n_micro = self.global_batch // self.micro_batch
+        for step in range(self.start_step, self.steps):
+            base = step * self.global_batch
+            for k in range(self.rank, n_micro, self.world):
+                yield list(range(base + k * self.micro_batch, base + (k + 1) * self.micro_batch))
+
+    def __len__(self) -> int:
+        return (self.steps - self.start_step) * (self.global_batch // self.micro_batch // self.world)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weights only (as the release's L2 on conv kernels), not biases or norms."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    groups = _param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=cfg.lr)
+    else:
+        raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {cfg.optimizer!r}")
+
+    def factor(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "cosine":
+            progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def micro_batch_seed(seed: int, step: int, micro_index: int) -> int:
+    """Seed of the model's random state for one micro-batch: independent of the world size."""
+    return (seed * 1_000_003 + step * 4099 + micro_index) % (2**63)
+
+
+@dataclasses.dataclass
+class _Log:
+    """Rows of the training log, written as CSV and JSON beside the checkpoint."""
+
+    out_dir: Path
+    rows: list[dict] = dataclasses.field(default_factory=list)
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def write(self) -> None:
+        keys = sorted({k for r in self.rows for k in r}, key=lambda k: (k != "step", k))
+        with atomic_path(self.out_dir / "log.csv") as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        write_json(self.out_dir / "log.json", self.rows)
+
+
+def _write_curves(out_dir: Path, rows: list[dict], title: str) -> None:
+    from avscene.report.plots import plot_training_curves
+
+    plot_training_curves(rows, out_dir / "curves.png", title=title)
+
+
+def fit(task: Task, cfg: TrainConfig) -> Path:
+    """Train ``task`` as ``cfg`` says; returns the path of the final checkpoint."""
+    runtime = init_runtime(cfg.device)
+    try:
+        return _fit(task, cfg, runtime)
+    finally:
+        shutdown(runtime)
+
+
+def _fit(task: Task, cfg: TrainConfig, runtime: Runtime) -> Path:
+    out_dir = Path(cfg.out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    accum = cfg.accumulation(runtime.world_size)
+    device = runtime.device
+
+    torch.manual_seed(cfg.seed)  # same initial weights in every process
+    model = task.build_model().to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    opt, sched = build_optimizer(model, cfg)
+    log = _Log(out_dir)
+    start_step = 0
+    if cfg.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, map_location=device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_step = int(state["step"])
+        log.rows = list(state.get("log", []))
+    if runtime.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / "config.json", {"task": task.name, "model": task.model_config(),
+                                             "train": dataclasses.asdict(cfg), "world_size": runtime.world_size})
+
+    # the module whose forward the loss calls (e.g. the shift task's paired forward)
+    wrapped: nn.Module = task.train_module(model) if hasattr(task, "train_module") else model
+    if runtime.distributed:
+        wrapped = DistributedDataParallel(wrapped, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=getattr(task, "find_unused_parameters", False))
+    run_model = torch.compile(wrapped) if cfg.compile else wrapped
+
+    def save(step: int) -> None:
+        if runtime.is_main:
+            save_checkpoint(ckpt_path, {
+                "task": task.name, "model_config": task.model_config(), "train_config": dataclasses.asdict(cfg),
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "step": step, "log": log.rows, "rng_cpu": torch.get_rng_state(),
+            })
+            log.write()
+            if log.rows:
+                _write_curves(out_dir, log.rows, f"{task.name} training")
+        runtime.barrier()
+
+    if start_step >= cfg.steps:
+        return ckpt_path
+    loader = DataLoader(
+        task.train_dataset(),
+        batch_sampler=MicroBatchSampler(start_step, cfg.steps, cfg.global_batch, cfg.micro_batch, runtime),
+        num_workers=cfg.num_workers,
+        persistent_workers=False,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if cfg.num_workers else None,
+    )
+    batches = iter(loader)
+    stop = {"signal": None}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal="SIGTERM"))
+    step = start_step
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {task.name}", unit="step",
+               disable=not (cfg.progress and runtime.is_main), dynamic_ncols=True)
+    window: dict[str, float] = {}
+    t_window = time.perf_counter()
+    try:
+        model.train()
+        while step < cfg.steps and stop["signal"] is None:
+            metrics_sum: dict[str, float] = {}
+            for k in range(accum):
+                batch = next(batches)
+                torch.manual_seed(micro_batch_seed(cfg.seed, step, k * runtime.world_size + runtime.rank))
+                sync = contextlib.nullcontext() if (k == accum - 1 or not runtime.distributed) else wrapped.no_sync()
+                with sync:
+                    with autocast(device, cfg.precision):
+                        loss, metrics = task.loss(run_model, batch, device)
+                    (loss / accum).backward()
+                for name, value in metrics.items():
+                    metrics_sum[name] = metrics_sum.get(name, 0.0) + value / accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            for name, value in metrics_sum.items():
+                window[name] = window.get(name, 0.0) + value
+            window["_n"] = window.get("_n", 0) + 1
+            if grad_norm is not None:
+                window["grad_norm"] = window.get("grad_norm", 0.0) + float(grad_norm)
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                n = window.pop("_n")
+                row = runtime.mean({name: value / n for name, value in window.items()})
+                elapsed = time.perf_counter() - t_window
+                row.update(step=step, lr=sched.get_last_lr()[0],
+                           examples_per_s=n * cfg.global_batch / max(elapsed, 1e-9))
+                window, t_window = {}, time.perf_counter()
+                if step % cfg.val_every == 0 or step == cfg.steps:
+                    row.update(_validate(task, model, runtime))
+                log.add(row)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss", "acc", "val_acc")})
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                save(step)
+    except KeyboardInterrupt:
+        stop["signal"] = "SIGINT"
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    if stop["signal"] is not None:
+        save(step)
+        raise KeyboardInterrupt(f"training stopped by {stop['signal']} at step {step}; resume with the same command")
+    return ckpt_path
+
+
+def _validate(task: Task, model: nn.Module, runtime: Runtime) -> dict[str, float]:
+    """Validation on rank 0 in eval mode (moving BN statistics), then back to training."""
+    metrics: dict[str, float] = {}
+    if runtime.is_main:
+        model.eval()
+        with torch.no_grad():
+            metrics = {f"val_{k}": v for k, v in task.validate(model, runtime.device).items()}
+        model.train()
+    runtime.barrier()
+    return metrics
