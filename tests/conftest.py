@@ -63,3 +63,30 @@ def real_clips() -> list[Path]:
     clips = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".mp4", ".mkv", ".webm", ".mov", ".avi"})
     assert clips, f"no videos in {folder}"
     return clips
+
+
+def make_event_video(path: Path, seed: int, *, n_frames: int = 150, size: int = 40, n_events: int = 14,
+                     fps=Fraction(30000, 1001), sample_rate: int = 21000) -> tuple[Path, list[int]]:
+    """A video with irregular events: at each event frame the picture flashes for 2 frames and a
+    noise burst starts in the audio at that frame's sample. Returns the path and event frames."""
+    rng = np.random.default_rng(seed)
+    frames = np.full((n_frames, size, size, 3), 30, np.uint8)
+    n_samples = frame_to_sample(n_frames, fps, sample_rate)
+    audio = 0.005 * rng.standard_normal((n_samples, 2))
+    events = sorted(int(e) for e in rng.choice(np.arange(2, n_frames - 4, 3), n_events, replace=False))
+    for e in events:
+        frames[e : e + 2] = 220
+        s = frame_to_sample(e, fps, sample_rate)
+        audio[s : s + 250] += 0.7 * rng.standard_normal((250, 2))
+    return write_video(path, frames, fps, np.clip(audio, -1, 1).astype(np.float32), sample_rate), events
+
+
+@pytest.fixture(scope="session")
+def event_videos(tmp_path_factory) -> tuple[Path, dict[str, list[int]]]:
+    """A folder of 4 event videos (5 s each) and their event frames by file name."""
+    folder = tmp_path_factory.mktemp("events")
+    events = {}
+    for i in range(4):
+        path, ev = make_event_video(folder / f"ev{i}.mp4", i)
+        events[path.name] = ev
+    return folder, events

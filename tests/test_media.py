@@ -164,6 +164,15 @@ def test_writer_is_atomic_when_encoding_fails(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # no temporary left behind
 
 
+def test_outputs_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_wav(tmp_path / "a.wav", np.zeros((100, 1), np.float32), 8000)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_writer_refuses_to_overwrite_an_input(tmp_path):
     path = make_click_video(tmp_path / "in.mp4", fps=25, sample_rate=16000, n_frames=10, click_frame=5)
     before = path.read_bytes()
