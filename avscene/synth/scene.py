@@ -1,0 +1,432 @@
+"""Scenes of the synthetic audio-visual world: configuration, ground truth and the four tasks.
+
+``generate_scene(config, seed)`` returns a :class:`Scene`: frames, stereo audio and everything
+that made them. Tasks (``SceneConfig.task``):
+
+* ``'sync'``: 1-3 objects (``n_objects``), ``n_sounding`` of them sounding (random >= 1 by
+  default), plus ``n_offscreen`` off-screen sources at ``offscreen_db`` relative level.
+* ``'localize'``: exactly one sounding object and 1-2 (``n_distractors``) SILENT distractors with
+  the same motion kind and the same shape family (disc/ring, square/triangle or faces), so only
+  audio-visual co-occurrence (and stereo) tells which one sounds; off-screen sources as in sync.
+* ``'separation'``: one on-screen talking face whose mouth follows its own babble, and one
+  off-screen talker at a similar level (+-3 dB each); ``voice_pairing`` picks the off-screen
+  voice from the same group (``'within'``, hard) or the other group (``'across'``, easier), or
+  at random; with probability ``difficulty`` a silent non-talking distractor is added.
+* ``'action'``: one object performing action class ``label`` (random if None; see
+  :mod:`avscene.synth.actions`); with probability ``difficulty`` a silent distractor with a
+  random motion and, with probability ``difficulty / 2``, an off-screen source.
+
+``difficulty`` in [0, 1] scales the visual clutter: background texture contrast
+(12 + 40 d), sensor noise std (2 + 8 d, 0-255 units), smaller objects (x (1 - 0.25 d)), object
+colours closer to the background (min RGB distance 100 - 60 d) and the distractor probabilities
+above. Audio SNR is set separately by ``snr_db``.
+
+Audio levels: every source is normalised to RMS 0.1 (mono, before constant-power panning) times
+a random +-3 dB, off-screen sources of sync/localize/action get ``offscreen_db`` more; pink
+stereo noise (inter-channel correlation 0.5) is added at ``snr_db`` below the sum of the
+sources; finally one gain brings the mixture peak to 0.9 and is applied to ``sources`` and
+``noise`` too, so ``audio == sources.sum(0) + noise`` exactly (float32) and nothing clips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from avscene.constants import PAPER_FPS, PAPER_SAMPLE_RATE, as_fps
+from avscene.synth.actions import ACTION_CLASSES, ACTIONS
+from avscene.synth.actors import MOTION_SOUNDS, PLAIN_BEHAVIOURS, Actor, Behaviour, build_actor
+from avscene.synth.render import (SHAPE_FAMILIES, SHAPES, SKIN_TONES, composite, draw_sprite,
+                                  render_background, shape_family, sprite_mask_and_boxes)
+from avscene.synth.sounds import pan, pink_noise, rms
+from avscene.synth.timebase import Timebase
+from avscene.synth.voices import VOICE_GROUPS, voices_in_group
+
+TASKS = ("sync", "localize", "separation", "action")
+VOICE_PAIRINGS = ("random", "within", "across")
+_REF_RMS = 0.1   # mono RMS of a source at 0 dB
+_PEAK = 0.9      # peak of the final mixture
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Options of :func:`generate_scene`. Ranges are inclusive ``(lo, hi)`` integer pairs.
+
+    Sizes in pixels, ``fps`` in frames/s (any type :func:`avscene.constants.as_fps` accepts;
+    stored as a Fraction), ``sample_rate`` in Hz, ``duration_s`` in seconds, levels in dB.
+    """
+
+    task: str = "sync"
+    width: int = 96
+    height: int = 96
+    fps: Fraction = PAPER_FPS
+    sample_rate: int = PAPER_SAMPLE_RATE
+    duration_s: float = 6.0
+    n_objects: tuple[int, int] = (1, 3)      # sync: on-screen objects
+    n_sounding: int | None = None            # sync: sounding objects (None: random 1..n)
+    n_distractors: tuple[int, int] = (1, 2)  # localize: silent distractors
+    n_offscreen: tuple[int, int] = (0, 1)    # sync/localize: extra off-screen sources
+    offscreen_db: float = -10.0              # level of those sources relative to on-screen ones
+    snr_db: float = 20.0                     # sources-to-background-noise ratio
+    difficulty: float = 0.5
+    voice_pairing: str = "random"            # separation: 'within' | 'across' | 'random'
+    label: int | None = None                 # action: class label (None: random)
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("fps", as_fps(self.fps))
+        set_("sample_rate", int(self.sample_rate))
+        for name in ("n_objects", "n_distractors", "n_offscreen"):
+            set_(name, tuple(int(v) for v in getattr(self, name)))
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if min(self.width, self.height) < 32:
+            raise ValueError(f"frames must be at least 32x32 px, got {self.width}x{self.height}")
+        if self.duration_s <= 0:
+            raise ValueError(f"duration_s must be positive, got {self.duration_s}")
+        if not 0.0 <= self.difficulty <= 1.0:
+            raise ValueError(f"difficulty must be in [0, 1], got {self.difficulty}")
+        if self.voice_pairing not in VOICE_PAIRINGS:
+            raise ValueError(f"voice_pairing must be one of {VOICE_PAIRINGS}, got {self.voice_pairing!r}")
+        if not 1 <= self.n_objects[0] <= self.n_objects[1] <= 4:
+            raise ValueError(f"n_objects must be a range within 1..4, got {self.n_objects}")
+        if not 1 <= self.n_distractors[0] <= self.n_distractors[1] <= 3:
+            raise ValueError(f"n_distractors must be a range within 1..3, got {self.n_distractors}")
+        if not 0 <= self.n_offscreen[0] <= self.n_offscreen[1] <= 3:
+            raise ValueError(f"n_offscreen must be a range within 0..3, got {self.n_offscreen}")
+        if self.n_sounding is not None and self.n_sounding < 1:
+            raise ValueError(f"n_sounding must be >= 1 or None, got {self.n_sounding}")
+        if self.label is not None and not 0 <= self.label < len(ACTION_CLASSES):
+            raise ValueError(f"label must be in 0..{len(ACTION_CLASSES) - 1}, got {self.label}")
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict (fps as ``"num/den"``)."""
+        d = dataclasses.asdict(self)
+        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        for k in ("n_objects", "n_distractors", "n_offscreen"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SceneConfig":
+        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
+        return cls(**d)
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectInfo:
+    """Ground truth of one on-screen object.
+
+    ``kind`` motion kind; ``sound`` its sound kind or None when silent; ``colour`` RGB 0-255 of
+    its body; ``radius_px`` its size; ``boxes`` (T, 4) float32 (x0, y0, x1, y1) pixel edges;
+    ``event_frames`` / ``events_s`` its visual events; ``sound_events_s`` the onsets of its
+    sound (equal to ``events_s`` except for lagged behaviours, empty when silent); ``source``
+    its index in ``Scene.sources`` or None; ``mouth`` (T,) in [0, 1] for faces; ``voice``.
+    """
+
+    kind: str
+    sound: str | None
+    shape: str
+    colour: tuple[int, int, int]
+    radius_px: float
+    sounding: bool
+    boxes: np.ndarray
+    event_frames: tuple[int, ...]
+    events_s: tuple[float, ...]
+    sound_events_s: tuple[float, ...]
+    source: int | None
+    mouth: np.ndarray | None = None
+    voice: str | None = None
+    lag_s: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """A generated scene and its ground truth.
+
+    ``frames`` (T, H, W, 3) uint8; ``audio`` (N, 2) float32 in [-1, 1];
+    ``masks`` (n_objects, T, H, W) bool amodal silhouettes; ``sources`` (n_sources, N, 2) float32
+    each source as it appears in the mix; ``noise`` (N, 2) float32 background noise;
+    ``audio == sources.sum(0) + noise``. Per source: ``source_onscreen``, ``source_object``
+    (object index or -1), ``source_kinds``, ``voice_groups`` (-1 for non-speech), ``voices``.
+    ``label`` / ``label_name`` the action class (-1 / '' for other tasks); ``voice_pairing``
+    'within' / 'across' for separation scenes else None; ``gain`` the final gain applied.
+    """
+
+    frames: np.ndarray
+    audio: np.ndarray
+    fps: Fraction
+    sample_rate: int
+    objects: tuple[ObjectInfo, ...]
+    masks: np.ndarray
+    sources: np.ndarray
+    source_onscreen: tuple[bool, ...]
+    source_object: tuple[int, ...]
+    source_kinds: tuple[str, ...]
+    voice_groups: tuple[int, ...]
+    voices: tuple[str | None, ...]
+    noise: np.ndarray
+    label: int
+    label_name: str
+    task: str
+    seed: int
+    config: SceneConfig = field(repr=False)
+    gain: float = 1.0
+    voice_pairing: str | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def n_samples(self) -> int:
+        return self.audio.shape[0]
+
+    @property
+    def duration_s(self) -> float:
+        """Duration of the video (s)."""
+        return float(self.n_frames / self.fps)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """All objects' boxes, (n_objects, T, 4) float32."""
+        if not self.objects:
+            return np.zeros((0, self.n_frames, 4), np.float32)
+        return np.stack([o.boxes for o in self.objects])
+
+    def onscreen_audio(self) -> np.ndarray:
+        """Sum of the on-screen sources (N, 2) float32 (separation target, without noise)."""
+        keep = np.asarray(self.source_onscreen, bool)
+        return self.sources[keep].sum(0, dtype=np.float32) if keep.any() else np.zeros_like(self.noise)
+
+    def offscreen_audio(self) -> np.ndarray:
+        """Sum of the off-screen sources (N, 2) float32 (without noise)."""
+        keep = ~np.asarray(self.source_onscreen, bool)
+        return self.sources[keep].sum(0, dtype=np.float32) if keep.any() else np.zeros_like(self.noise)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What to generate for one actor (on-screen object or off-screen source)."""
+
+    behaviour: Behaviour
+    shape: str
+    sounding: bool
+    onscreen: bool
+    level_db: float
+    voice: object = None  # Voice or None
+
+
+def _random_behaviour(rng: np.random.Generator, exclude_motion: str | None = None) -> Behaviour:
+    """A plain behaviour: a uniform motion kind, then a uniform sound it can make."""
+    motions = [m for m in MOTION_SOUNDS if m != exclude_motion]
+    motion = motions[rng.integers(len(motions))]
+    sounds = MOTION_SOUNDS[motion]
+    return Behaviour(motion, sounds[rng.integers(len(sounds))])
+
+
+def _random_shape(rng: np.random.Generator, behaviour: Behaviour, family: str | None = None) -> str:
+    if behaviour.motion == "talk":
+        return "face"
+    pool = SHAPE_FAMILIES[family] if family is not None else SHAPES
+    return str(pool[rng.integers(len(pool))])
+
+
+def _offscreen_specs(rng: np.random.Generator, n: int, level_db: float) -> list[_Spec]:
+    specs = []
+    for _ in range(n):
+        b = PLAIN_BEHAVIOURS[rng.integers(len(PLAIN_BEHAVIOURS))]
+        specs.append(_Spec(b, _random_shape(rng, b), True, False, level_db + rng.uniform(-3, 3)))
+    return specs
+
+
+def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], int, str | None]:
+    """Actors of the scene (on-screen first, in drawing order), the label and the pairing."""
+    task, d = config.task, config.difficulty
+    gain = lambda: float(rng.uniform(-3, 3))  # noqa: E731
+    label, pairing = -1, None
+    if task == "sync":
+        n = int(rng.integers(config.n_objects[0], config.n_objects[1] + 1))
+        n_snd = int(rng.integers(1, n + 1)) if config.n_sounding is None else min(config.n_sounding, n)
+        sounding = np.zeros(n, bool)
+        sounding[rng.permutation(n)[:n_snd]] = True
+        specs = []
+        for s in sounding:
+            b = _random_behaviour(rng)
+            specs.append(_Spec(b, _random_shape(rng, b), bool(s), True, gain()))
+        n_off = int(rng.integers(config.n_offscreen[0], config.n_offscreen[1] + 1))
+        specs += _offscreen_specs(rng, n_off, config.offscreen_db)
+    elif task == "localize":
+        b = _random_behaviour(rng)
+        shape = _random_shape(rng, b)
+        fam = shape_family(shape)
+        n_dis = int(rng.integers(config.n_distractors[0], config.n_distractors[1] + 1))
+        specs = [_Spec(b, shape, True, True, gain())]
+        specs += [_Spec(b, _random_shape(rng, b, fam), False, True, 0.0) for _ in range(n_dis)]
+        specs = [specs[i] for i in rng.permutation(len(specs))]  # the sounding one is not always first
+        n_off = int(rng.integers(config.n_offscreen[0], config.n_offscreen[1] + 1))
+        specs += _offscreen_specs(rng, n_off, config.offscreen_db)
+    elif task == "separation":
+        pairing = config.voice_pairing
+        if pairing == "random":
+            pairing = ("within", "across")[rng.integers(2)]
+        g_on = int(rng.integers(len(VOICE_GROUPS)))
+        g_off = g_on if pairing == "within" else 1 - g_on
+        on_pool = voices_in_group(g_on)
+        v_on = on_pool[rng.integers(len(on_pool))]
+        off_pool = [v for v in voices_in_group(g_off) if v != v_on]
+        v_off = off_pool[rng.integers(len(off_pool))]
+        talk = Behaviour("talk", "babble")
+        specs = [_Spec(talk, "face", True, True, gain(), v_on)]
+        if rng.random() < d:
+            b = _random_behaviour(rng, exclude_motion="talk")
+            specs.append(_Spec(b, _random_shape(rng, b), False, True, 0.0))
+            specs = [specs[i] for i in rng.permutation(len(specs))]
+        specs.append(_Spec(talk, "face", True, False, gain(), v_off))
+    else:  # action
+        label = int(rng.integers(len(ACTIONS))) if config.label is None else int(config.label)
+        b = ACTIONS[label].behaviour
+        specs = [_Spec(b, _random_shape(rng, b), True, True, gain())]
+        if rng.random() < d:
+            db = _random_behaviour(rng)
+            specs.append(_Spec(db, _random_shape(rng, db), False, True, 0.0))
+            specs = [specs[i] for i in rng.permutation(len(specs))]
+        if rng.random() < d / 2:
+            specs += _offscreen_specs(rng, 1, config.offscreen_db)
+    return specs, label, pairing
+
+
+def _pick_colour(rng: np.random.Generator, spec: _Spec, bg: np.ndarray, taken: list[np.ndarray],
+                 min_bg: float) -> np.ndarray:
+    """Body colour: a jittered skin tone for faces, else a random RGB far enough from the
+    background mean and from the other objects (best of 30 tries)."""
+    best, best_score = None, -np.inf
+    for _ in range(30):
+        if spec.shape == "face":
+            c = np.asarray(SKIN_TONES[rng.integers(len(SKIN_TONES))], np.float64) + rng.normal(0, 8, 3)
+        else:
+            c = rng.uniform(0, 255, 3)
+        c = np.clip(c, 0, 255)
+        score = min(np.linalg.norm(c - bg) / min_bg, min((np.linalg.norm(c - t) / 40.0 for t in taken), default=9.0))
+        if score >= 1.0:
+            return np.round(c)
+        if score > best_score:
+            best, best_score = c, score
+    return np.round(best)
+
+
+def generate_scene(config: SceneConfig, seed: int) -> Scene:
+    """Generate one scene of ``config.task`` deterministically from ``seed`` (a non-negative int).
+
+    Independent random streams (plan, background, each actor, noise) are spawned from
+    ``SeedSequence(seed)``, so e.g. adding an off-screen source does not change the pixels.
+    """
+    seed = int(seed)
+    plan_ss, bg_ss, actor_ss, audio_ss = np.random.SeedSequence(seed).spawn(4)
+    rng = np.random.default_rng(plan_ss)
+    W, H, d = config.width, config.height, config.difficulty
+    tb = Timebase.create(config.duration_s, config.fps, config.sample_rate)
+    specs, label, pairing = _plan(config, rng)
+
+    bg_rng = np.random.default_rng(bg_ss)
+    background, bg_mean = render_background(bg_rng, tb.frame_times_s, H, W, d)
+
+    # --- actors: motion and own sound -------------------------------------------------------
+    side = min(W, H)
+    actors: list[Actor] = []
+    taken: list[np.ndarray] = []
+    for spec, ss in zip(specs, actor_ss.spawn(len(specs))):
+        arng = np.random.default_rng(ss)
+        if spec.shape == "face":
+            radius = arng.uniform(0.14, 0.2) * side * (1 - 0.15 * d)
+        else:
+            radius = arng.uniform(0.07, 0.12) * side * (1 - 0.25 * d)
+        colour = _pick_colour(arng, spec, bg_mean, taken, 100.0 - 60.0 * d)
+        if spec.onscreen:
+            taken.append(colour)
+        actors.append(build_actor(spec.behaviour, spec.shape, radius, colour, tb, W, H, arng,
+                                  sounding=spec.sounding, voice=spec.voice))
+
+    # --- pixels ----------------------------------------------------------------------------
+    onscreen = [i for i, s in enumerate(specs) if s.onscreen]
+    sprites = [draw_sprite(actors[i].shape, actors[i].radius, np.asarray(actors[i].colour, np.float32),
+                           actors[i].motion, H, W) for i in onscreen]
+    frames = composite(background, sprites, bg_rng, 2.0 + 8.0 * d)
+    mb = [sprite_mask_and_boxes(sp, H, W) for sp in sprites]
+    masks = np.stack([m for m, _ in mb]) if mb else np.zeros((0, tb.n_frames, H, W), bool)
+
+    # --- audio -----------------------------------------------------------------------------
+    audio_rng = np.random.default_rng(audio_ss)
+    src_list, src_info = [], []
+    obj_index = {spec_i: obj_i for obj_i, spec_i in enumerate(onscreen)}
+    for i, (spec, actor) in enumerate(zip(specs, actors)):
+        if actor.sound is None:
+            continue
+        mono = actor.sound * (_REF_RMS * 10 ** (spec.level_db / 20))
+        if spec.onscreen:
+            position = tb.to_samples(actor.motion.centre[:, 0] / W)  # follows the object
+        else:
+            position = float(audio_rng.uniform(0.0, 1.0))  # a fixed direction off screen
+        src_list.append(pan(mono, position))
+        src_info.append((i, spec, actor))
+    sources = np.stack(src_list) if src_list else np.zeros((0, tb.n_samples, 2))
+    signal_power = rms(sources.sum(0)) ** 2 if src_list else 0.0
+    signal_power = signal_power if signal_power > 0 else _REF_RMS**2  # silent scene: noise at 0 dB
+    noise = pink_noise(tb.n_samples, audio_rng) * np.sqrt(signal_power / 10 ** (config.snr_db / 10))
+    peak = np.abs(sources.sum(0) + noise).max()
+    gain = _PEAK / peak if peak > 0 else 1.0
+    sources = (sources * gain).astype(np.float32)
+    noise = (noise * gain).astype(np.float32)
+    audio = sources.sum(0, dtype=np.float32) + noise
+
+    # --- ground truth ----------------------------------------------------------------------
+    source_of_spec = {i: k for k, (i, _, _) in enumerate(src_info)}
+    objects = []
+    for obj_i, spec_i in enumerate(onscreen):
+        a, spec = actors[spec_i], specs[spec_i]
+        ev = a.motion.event_frames
+        src = source_of_spec.get(spec_i)
+        lag_s = 0.0
+        if src is not None and len(a.sound_onsets) and len(ev):
+            lag_s = float(a.sound_onsets[0] - tb.sample_of(ev[0])) / tb.sample_rate
+        objects.append(ObjectInfo(
+            kind=a.behaviour.motion,
+            sound=a.behaviour.sound if src is not None else None,
+            shape=a.shape,
+            colour=a.colour,
+            radius_px=a.radius,
+            sounding=src is not None,
+            boxes=mb[obj_i][1],
+            event_frames=tuple(ev),
+            events_s=tuple(float(k / tb.fps) for k in ev),
+            sound_events_s=tuple(float(s) / tb.sample_rate for s in a.sound_onsets),
+            source=src,
+            mouth=a.motion.mouth,
+            voice=a.voice.name if (a.voice is not None and src is not None) else None,
+            lag_s=lag_s,
+        ))
+    return Scene(
+        frames=frames,
+        audio=audio,
+        fps=tb.fps,
+        sample_rate=tb.sample_rate,
+        objects=tuple(objects),
+        masks=masks,
+        sources=sources,
+        source_onscreen=tuple(s.onscreen for _, s, _ in src_info),
+        source_object=tuple(obj_index.get(i, -1) for i, _, _ in src_info),
+        source_kinds=tuple(a.behaviour.sound for _, _, a in src_info),
+        voice_groups=tuple(a.voice.group if a.voice is not None else -1 for _, _, a in src_info),
+        voices=tuple(a.voice.name if a.voice is not None else None for _, _, a in src_info),
+        noise=noise,
+        label=label,
+        label_name=ACTION_CLASSES[label] if label >= 0 else "",
+        task=config.task,
+        seed=seed,
+        config=config,
+        gain=float(gain),
+        voice_pairing=pairing,
+    )
