@@ -15,6 +15,9 @@ from pathlib import Path
 from avscene import __version__
 from avscene.media import MediaError
 
+#: Where ``make demo`` leaves its shift network; the default ``--model``.
+DEFAULT_SHIFT_MODEL = Path("runs/demo/shift/checkpoint.pt")
+
 #: Exit codes: 0 ok, 1 some inputs failed (batch went on), 2 usage or fatal error.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -129,6 +132,75 @@ def _synthetic_sync_data(out: Path, n: int, seed: int, model_cfg) -> tuple[Path,
     return root / "train", root / "val"
 
 
+def _expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; folders become the videos inside them (recursively), in order."""
+    from avscene.data.videos import find_videos
+
+    out: list[Path] = []
+    for p in paths:
+        out.extend(find_videos(p) if p.is_dir() else [p])
+    return out
+
+
+def _load_shift_model(path: Path | None, device: str):
+    from avscene.checkpoints import load_model
+    from avscene.train.runtime import pick_device
+
+    if path is None:
+        path = DEFAULT_SHIFT_MODEL
+        if not path.exists():
+            raise FileNotFoundError(f"no model given and none at {path}: train one with "
+                                    "`avscene train shift` (or run `make demo`) and pass --model")
+    return load_model(path, pick_device(device))
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from avscene.files import write_json, write_text
+    from avscene.infer.sync import SyncOptions, sync_file
+    from avscene.media.writer import write_shifted_audio
+    from avscene.report.plots import plot_sync_scan
+
+    model = _load_shift_model(args.model, args.device)
+    options = SyncOptions(max_offset_s=args.max_offset, hop_s=args.hop, max_windows=args.max_windows)
+    inputs = _expand_inputs(args.videos)
+    if args.fix and len(inputs) > 1:
+        args.fix.mkdir(parents=True, exist_ok=True)
+    rows, results, failed = [], [], 0
+    for path in inputs:
+        try:
+            result = sync_file(model, path, options)
+        except (MediaError, ValueError) as err:
+            failed += 1
+            print(f"error: {err}", file=sys.stderr)
+            rows.append({"path": str(path), "error": str(err)})
+            continue
+        print(f"{path}: {result.describe()}")
+        rows.append({"path": str(path), "offset_s": round(result.offset_s, 6), "offset_frames": result.offset_frames,
+                     "fps": round(float(result.fps), 6), "confidence": round(result.confidence, 4),
+                     "aligned_probability": round(result.aligned_probability, 4),
+                     "windows": len(result.windows), "error": ""})
+        results.append(result.to_dict())
+        if args.plot_dir:
+            plot_sync_scan(result, args.plot_dir / f"{path.stem}_sync.png")
+        if args.fix:
+            dest = args.fix / f"{path.stem}_synced.mp4" if len(inputs) > 1 else args.fix
+            write_shifted_audio(path, dest, result.offset_s)
+            print(f"  re-synchronised copy: {dest}")
+    if args.json:
+        write_json(args.json, results)
+    if args.csv:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        fields = ["path", "offset_s", "offset_frames", "fps", "confidence", "aligned_probability", "windows", "error"]
+        writer = csv.DictWriter(buf, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(args.csv, buf.getvalue())
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avscene", description="Self-supervised audio-visual scene analysis (Owens & Efros 2018)."
@@ -168,6 +240,20 @@ def get_parser() -> argparse.ArgumentParser:
                    help="with --data synthetic: number of training scenes")
     _add_train_args(p, lr=1e-2, optimizer="sgd")
     p.set_defaults(func=_cmd_train_shift)
+
+    p = sub.add_parser("sync", help="is the sound in sync? offset scan with units, sign and confidence")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
+    p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
+    p.add_argument("--max-offset", dest="max_offset", type=float, default=2.0, help="scan +-this many seconds")
+    p.add_argument("--hop", type=float, default=None, help="seconds between windows (default: one clip)")
+    p.add_argument("--max-windows", dest="max_windows", type=int, default=16, help="windows per video at most")
+    p.add_argument("--json", type=Path, default=None, help="write the full results (scans included)")
+    p.add_argument("--csv", type=Path, default=None, help="write one row per file")
+    p.add_argument("--plot-dir", dest="plot_dir", type=Path, default=None, help="write <name>_sync.png scan plots")
+    p.add_argument("--fix", type=Path, default=None,
+                   help="write the re-synchronised video (a file; a folder when several inputs)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_sync)
 
     p = sub.add_parser("demo", help="run the whole system on the synthetic world (the main job)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")

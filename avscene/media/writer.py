@@ -119,3 +119,46 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *, s
     with atomic_path(dest) as tmp:
         sf.write(str(tmp), audio, int(sample_rate), subtype=subtype, format="WAV")
     return dest
+
+
+def write_shifted_audio(src: str | os.PathLike, dest: str | os.PathLike, advance_s: float) -> Path:
+    """Copy ``src`` to an mp4 at ``dest`` with its audio moved ``advance_s`` seconds earlier
+    (negative: later), keeping the video stream as it is (no re-encoding) and the duration: audio
+    advanced past the start is dropped, the gap left at the start or end is silence.
+
+    This is the fix for an offset found by ``avscene sync``: advance the audio by the offset.
+    """
+    from avscene.media.probe import check_input_path, open_input
+    from avscene.media.reader import read_clip
+
+    src = check_input_path(src)
+    dest = _check_output(dest)
+    if dest.exists() and dest.samefile(src):
+        raise MediaError(dest, "refusing to overwrite the input")
+    clip = read_clip(src, video=False)  # whole track at its own rate and channels
+    rate, audio = clip.sample_rate, clip.audio  # (N, C)
+    shift = round(advance_s * rate)
+    shifted = np.zeros_like(audio)
+    if shift >= 0:
+        shifted[: len(audio) - shift] = audio[shift:]
+    else:
+        shifted[-shift:] = audio[: len(audio) + shift]
+    with open_input(src) as container, atomic_path(dest) as tmp:
+        vin = container.streams.video[0] if container.streams.video else None
+        if vin is None:
+            raise MediaError(src, "has no video stream")
+        with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+            try:
+                vout = out.add_stream_from_template(vin)
+            except (ValueError, av.FFmpegError) as err:
+                raise MediaError(src, f"its video codec cannot be copied into mp4 ({err})") from None
+            layout = layout_name(min(shifted.shape[1], 8))
+            aout = out.add_stream("aac", rate=aac_rate(rate))
+            aout.layout, aout.format = layout, "fltp"
+            for packet in container.demux(vin):
+                if packet.dts is None:
+                    continue
+                packet.stream = vout
+                out.mux(packet)
+            _encode_audio(out, aout, np.clip(shifted, -1, 1), rate)
+    return dest

@@ -377,6 +377,17 @@ class ShiftNet(nn.Module):
             logits.append(self._cam(last_conv).mean(dim=(1, 2, 3)))  # (B,)
         return logits[0], logits[1]
 
+    def score_audios(self, video: Tensor, audios: Tensor, *, chunk: int = 16) -> Tensor:
+        """Logits ``(K,)`` of one clip ``video`` (1, 3, T, H, W) heard with each of ``K`` audio
+        tracks ``audios`` (K, C, N): the visual stem runs once (an offset scan). Use in eval mode."""
+        self._check(video, audios[:1])
+        v = self.stem(video)  # (1, w, T_v, H_v, W_v)
+        logits = []
+        for part in audios.split(chunk):
+            _, last_conv = self._fused(v.expand(part.shape[0], *v.shape[1:]), part)  # (k, w5, T', H', W')
+            logits.append(self._cam(last_conv).mean(dim=(1, 2, 3)))  # (k,)
+        return torch.cat(logits)  # (K,)
+
     def features(self, video: Tensor, audio: Tensor) -> dict[str, Tensor]:
         """Maps tapped by the separation U-Net: ``scale0`` = conv2_2 (video only, (B, w, T_v, H_v,
         W_v)), ``scale1`` = conv3_2 (fused, (B, w3, T_v, H_v, W_v)), ``scale2`` = conv5_2 (last

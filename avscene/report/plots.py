@@ -44,3 +44,21 @@ def plot_training_curves(rows: list[dict], path: str | os.PathLike, *, title: st
             ax.legend(fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_sync_scan(result, path: str | os.PathLike) -> Path:
+    """Score against audio offset for one video (mean over windows, and each window faintly)."""
+    offsets_s = result.offsets_frames / float(result.fps)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for w in result.windows if len(result.windows) > 1 else ():
+        ax.plot(offsets_s, w.scores, color="0.75", lw=0.8)
+    ax.plot(offsets_s, result.scores, color="C0", lw=2, label="sync score (logit)")
+    ax.axvline(result.offset_s, color="C3", ls="--", label=f"best: {result.offset_s:+.3f} s")
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel("audio offset (s); positive = audio lags video")
+    ax.set_ylabel("logit")
+    name = Path(result.path).name if result.path else "clip"
+    ax.set_title(f"{name}: confidence {result.confidence:.2f}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from avscene.files import atomic_path, write_json
-from avscene.train.checkpoint import load_checkpoint, save_checkpoint
+from avscene.checkpoints import load_checkpoint, save_checkpoint
 from avscene.train.runtime import Runtime, autocast, init_runtime, shutdown
 
 

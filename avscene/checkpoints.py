@@ -22,6 +22,20 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the model stored in a checkpoint from the file alone, in eval mode on ``device``."""
+    payload = load_checkpoint(path, map_location="cpu")
+    task = payload.get("task")
+    if task == "shift":
+        from avscene.models import ShiftNet, ShiftNetConfig
+
+        model = ShiftNet(ShiftNetConfig.from_dict(payload["model_config"]))
+    else:
+        raise ValueError(f"{path}: checkpoint of task {task!r}, which cannot be loaded as a model here")
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval()
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; a clear error if it is not one."""
     path = Path(path)

@@ -1,0 +1,203 @@
+"""Is a video's sound in sync, and by how much is it off? (``avscene sync``)
+
+For a window of ``n_frames`` video frames the trained shift network scores the audio shifted by
+every whole frame ``d`` in ``[-D, D]``: the audio heard with frame ``t`` is the audio at frame
+``t + d``. The scan's peak is the offset.
+
+Sign convention: a **positive offset means the audio lags the video** (a sound is heard
+``offset_s`` seconds after the frame that shows its cause); to fix it, advance the audio by
+``offset_s``. Negative: the audio leads.
+
+Long videos are scanned in windows (each its own scan, so drift over time is visible); the
+video's scan is the mean of the windows' logits. The confidence is the softmax probability mass
+of the scan within one frame of its peak, at a temperature calibrated on held-out data
+(``benchmarks/offset.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from avscene.constants import frame_to_sample
+from avscene.data.shift_pairs import frames_to_video
+from avscene.media import ClipRangeError, probe, read_clip
+from avscene.models import ShiftNet
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncOptions:
+    """How to scan. ``hop_s`` None: windows one clip apart; ``max_windows`` bounds the work on
+    long videos (windows are then spread evenly over the video)."""
+
+    max_offset_s: float = 2.0
+    hop_s: float | None = None
+    max_windows: int | None = 16
+    temperature: float = 1.0
+    fit: str = "crop"
+    chunk: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowScan:
+    """The scan of one window starting at ``start_s``; ``scores`` are logits per offset."""
+
+    start_s: float
+    scores: np.ndarray  # (K,)
+    offset_frames: int
+    confidence: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    """The verdict for one video. ``offset_s > 0``: the audio lags the video."""
+
+    path: str | None
+    fps: Fraction
+    offsets_frames: np.ndarray  # (K,) the scanned offsets
+    scores: np.ndarray  # (K,) mean logits over windows
+    aligned_probability: float
+    offset_frames: int
+    confidence: float
+    windows: tuple[WindowScan, ...]
+
+    @property
+    def offset_s(self) -> float:
+        return float(self.offset_frames / self.fps)
+
+    def describe(self) -> str:
+        """One human sentence with units and sign."""
+        frames = abs(self.offset_frames)
+        if frames == 0:
+            where = "in sync"
+        else:
+            verb = "lags" if self.offset_frames > 0 else "leads"
+            where = f"audio {verb} video by {abs(self.offset_s):.3f} s ({frames} frames at {float(self.fps):.3f} fps)"
+        return (f"{where}; confidence {self.confidence:.2f}; P(aligned as is) {self.aligned_probability:.2f}"
+                f"; {len(self.windows)} window(s)")
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "offset_s": round(self.offset_s, 6),
+            "offset_frames": self.offset_frames,
+            "fps": f"{self.fps.numerator}/{self.fps.denominator}",
+            "sign": "positive = audio lags video (advance the audio to fix)",
+            "confidence": round(self.confidence, 4),
+            "aligned_probability": round(self.aligned_probability, 4),
+            "windows": [{"start_s": round(w.start_s, 4), "offset_frames": w.offset_frames,
+                         "offset_s": round(float(w.offset_frames / self.fps), 6),
+                         "confidence": round(w.confidence, 4)} for w in self.windows],
+            "scan": {"offsets_frames": self.offsets_frames.tolist(),
+                     "scores": [round(float(s), 4) for s in self.scores]},
+        }
+
+
+def peak_confidence(scores: np.ndarray, temperature: float) -> tuple[int, float]:
+    """Index of the best score and the softmax mass within one step of it."""
+    z = scores / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    best = int(np.argmax(scores))
+    return best, float(p[max(0, best - 1) : best + 2].sum())
+
+
+def plan_windows(total_frames: int, n_frames: int, margin: int, hop: int, max_windows: int | None) -> list[int]:
+    """Start frames of the windows to scan. Windows keep ``margin`` frames of audio on both
+    sides when the video is long enough; a video shorter than that gets one centred window."""
+    if total_frames < n_frames:
+        raise ValueError(f"needs at least {n_frames} frames")
+    lo, hi = margin, total_frames - n_frames - margin
+    if hi < lo:
+        return [(total_frames - n_frames) // 2]
+    starts = list(range(lo, hi + 1, max(1, hop)))
+    if max_windows and len(starts) > max_windows:
+        starts = [starts[round(i * (len(starts) - 1) / (max_windows - 1))] for i in range(max_windows)] \
+            if max_windows > 1 else [starts[len(starts) // 2]]
+    return starts
+
+
+@torch.no_grad()
+def scan_window(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, offsets: np.ndarray,
+                audio_origin_frame: int, *, chunk: int = 32) -> np.ndarray:
+    """Logits for one window.
+
+    Args:
+        frames: uint8 (n_frames, crop, crop, 3), the window's video.
+        audio: float32 (M, C), audio whose sample 0 is at frame ``audio_origin_frame`` relative to
+            the window's first frame (negative: it starts before the window); silence where the
+            file had none.
+        offsets: (K,) offsets in frames.
+    Returns: (K,) logits.
+    """
+    cfg = model.config
+    device = next(model.parameters()).device
+    n_samples = cfg.n_samples
+    tracks = np.zeros((len(offsets), cfg.audio_channels, n_samples), np.float32)  # (K, C, N)
+    for i, d in enumerate(offsets):
+        start = frame_to_sample(int(d) - audio_origin_frame, cfg.fps, cfg.sample_rate)
+        seg = audio[max(0, start) : start + n_samples]
+        tracks[i, :, max(0, -start) : max(0, -start) + len(seg)] = seg.T
+    video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames))[None].to(device))  # (1, 3, T, H, W)
+    logits = model.score_audios(video, torch.from_numpy(tracks).to(device), chunk=chunk)  # (K,)
+    return logits.float().cpu().numpy()
+
+
+def _combine(windows: list[WindowScan], offsets: np.ndarray, fps: Fraction, path, temperature: float) -> SyncResult:
+    scores = np.mean([w.scores for w in windows], axis=0)  # (K,)
+    best, confidence = peak_confidence(scores, temperature)
+    zero = int(np.flatnonzero(offsets == 0)[0])
+    aligned = float(np.mean([1 / (1 + math.exp(-float(w.scores[zero]))) for w in windows]))
+    return SyncResult(path=path, fps=fps, offsets_frames=offsets, scores=scores, aligned_probability=aligned,
+                      offset_frames=int(offsets[best]), confidence=confidence, windows=tuple(windows))
+
+
+def _scan_windows(model: ShiftNet, total_frames: int, window_at, options: SyncOptions, path) -> SyncResult:
+    """Plan windows over ``total_frames``, scan each, combine. ``window_at(t0, margin)`` returns
+    ``(frames, audio, audio_origin_frame)`` for the window starting at frame ``t0``."""
+    model.eval()
+    cfg = model.config
+    fps, n = cfg.fps, cfg.n_frames
+    max_d = round(options.max_offset_s * fps)
+    offsets = np.arange(-max_d, max_d + 1)  # (K,)
+    hop = round(options.hop_s * fps) if options.hop_s else n
+    windows = []
+    for t0 in plan_windows(total_frames, n, max_d, hop, options.max_windows):
+        frames, audio, origin = window_at(t0, max_d)
+        scores = scan_window(model, frames, audio, offsets, origin, chunk=options.chunk)
+        best, conf = peak_confidence(scores, options.temperature)
+        windows.append(WindowScan(float(t0 / fps), scores, int(offsets[best]), conf))
+    return _combine(windows, offsets, fps, path, options.temperature)
+
+
+def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = SyncOptions()) -> SyncResult:
+    """Scan a media file window by window (bounded memory: one window's frames at a time)."""
+    cfg = model.config
+    fps, n = cfg.fps, cfg.n_frames
+    info = probe(path)
+    if not info.has_video or not info.has_audio:
+        read_clip(path, 0, 0.5)  # raises the precise "no audio/video stream" error
+    total = math.floor(info.duration_s * fps + Fraction(1, 1000))
+    if total < n:
+        raise ClipRangeError(path, f"too short for the model: {info.duration_s:.2f} s, needs {float(n / fps):.2f} s")
+
+    def window_at(t0: int, margin: int):
+        span_start, span_end = max(0, t0 - margin), min(total, t0 + n + margin + 1)
+        clip = read_clip(path, float(span_start / fps), float((span_end - span_start) / fps) + 1e-6, fps=fps,
+                         size=cfg.crop_size, fit=options.fit, sample_rate=cfg.sample_rate,
+                         channels=cfg.audio_channels)
+        return clip.frames[t0 - span_start : t0 - span_start + n], clip.audio, span_start - t0
+
+    return _scan_windows(model, total, window_at, options, os.fspath(path))
+
+
+def sync_clip(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, options: SyncOptions = SyncOptions()) -> SyncResult:
+    """Scan in-memory media already at the model's rates: ``frames`` uint8 (T, crop, crop, 3) at
+    ``model.config.fps`` and ``audio`` float32 (N, C) at its sample rate, aligned at sample 0."""
+    n = model.config.n_frames
+    return _scan_windows(model, len(frames), lambda t0, _: (frames[t0 : t0 + n], audio, -t0), options, None)
