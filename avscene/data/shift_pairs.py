@@ -121,9 +121,12 @@ class ShiftPairs(Dataset):
 
     def _read(self, info, start_frame: int, n_frames: int, *, video: bool = True):
         s = self.sampling
-        return read_clip(info.path, float(start_frame / s.fps), float(n_frames / s.fps) + 1e-6,
-                         fps=s.fps, size=s.full_size, fit="crop", sample_rate=s.sample_rate,
+        clip = read_clip(info.path, float(start_frame / s.fps), float(n_frames / s.fps) + 1e-6,
+                         fps=s.fps if video else None, size=s.full_size, fit="crop", sample_rate=s.sample_rate,
                          channels=s.channels, video=video, threads=1)
+        if clip.n_samples < s.n_samples:
+            raise MediaError(info.path, f"window at frame {start_frame} has too little audio")
+        return clip
 
     def _example(self, rng: np.random.Generator) -> dict:
         s = self.sampling
@@ -137,12 +140,12 @@ class ShiftPairs(Dataset):
             shift = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
             span = n + abs(shift)
             first = int(rng.integers(0, total - span + 1))
-            clip = self._read(info, first, span + 1)  # one spare frame covers sample rounding
             f1 = first if shift > 0 else first - shift
-            f2 = f1 + shift
-            a1, a2 = (frame_to_sample(f - first, s.fps, s.sample_rate) for f in (f1, f2))
-            frames = clip.frames[f1 - first : f1 - first + n]
-            aligned, shifted = clip.audio[a1 : a1 + n_samples], clip.audio[a2 : a2 + n_samples]
+            # Two reads of one file: frames are converted only for the clip itself, the shifted
+            # audio is read without decoding video (its frames would cost 2x the conversions).
+            clip = self._read(info, f1, n + 1)  # one spare frame covers sample rounding
+            frames, aligned = clip.frames[:n], clip.audio[:n_samples]
+            shifted = self._read(info, f1 + shift, n + 1, video=False).audio[:n_samples]
         else:
             shift = 0
             first = int(rng.integers(0, total - n + 1))

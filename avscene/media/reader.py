@@ -30,6 +30,7 @@ from typing import Literal
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from avscene.constants import as_fps, frame_to_sample, seconds_to_frames, seconds_to_samples
 from avscene.media.errors import ClipRangeError, MediaError, NoStreamError
@@ -113,6 +114,10 @@ class _FrameConverter:
     def __init__(self, out_hw: tuple[int, int], fit: Fit):
         self.out_h, self.out_w = out_hw
         self.fit = fit
+        # Persistent reformatters keep their swscale contexts between frames; frame.reformat()
+        # builds a new one per call, which costs more than the conversion of a small frame.
+        self._scaler = VideoReformatter()
+        self._to_rgb = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         src_h, src_w = frame.height, frame.width
@@ -132,9 +137,9 @@ class _FrameConverter:
             # swscale is several times faster this way round. Fast bilinear is exact enough down
             # to half size; beyond that, area averaging avoids aliasing.
             heavy = scaled_w * 2 < src_w or scaled_h * 2 < src_h
-            frame = frame.reformat(width=scaled_w, height=scaled_h,
-                                   interpolation="AREA" if heavy else "FAST_BILINEAR")
-        rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3)
+            frame = self._scaler.reformat(frame, width=scaled_w, height=scaled_h,
+                                          interpolation="AREA" if heavy else "FAST_BILINEAR")
+        rgb = self._to_rgb.reformat(frame, format="rgb24").to_ndarray()  # (h, w, 3)
         if (scaled_h, scaled_w) == (self.out_h, self.out_w):
             return rgb
         if self.fit == "crop":
