@@ -18,7 +18,7 @@ from avscene.constants import frame_to_sample
 from avscene.data.shift_pairs import ShiftPairs, ShiftSampling
 from avscene.data.videos import index_videos
 from avscene.models import get_preset
-from avscene.train.checkpoint import load_checkpoint
+from avscene.checkpoints import load_checkpoint
 
 
 def _sampling(**kw) -> ShiftSampling:
