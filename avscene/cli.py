@@ -155,7 +155,7 @@ def _load_shift_model(path: Path | None, device: str):
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from avscene.files import write_json, write_text
+    from avscene.files import write_csv, write_json
     from avscene.infer.sync import SyncOptions, sync_file
     from avscene.media.writer import write_shifted_audio
     from avscene.report.plots import plot_sync_scan
@@ -189,15 +189,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, results)
     if args.csv:
-        import csv
-        import io
-
-        buf = io.StringIO()
-        fields = ["path", "offset_s", "offset_frames", "fps", "confidence", "aligned_probability", "windows", "error"]
-        writer = csv.DictWriter(buf, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text(args.csv, buf.getvalue())
+        write_csv(args.csv, rows, ["path", "offset_s", "offset_frames", "fps", "confidence",
+                                   "aligned_probability", "windows", "error"])
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

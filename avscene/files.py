@@ -5,6 +5,7 @@ renamed into place, so a crash or a kill never leaves a half-written file under 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
@@ -45,4 +46,13 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text``, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+    return Path(path)
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], fields: list[str]) -> Path:
+    """Write ``rows`` as CSV with the columns ``fields`` (missing values left empty), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
     return Path(path)

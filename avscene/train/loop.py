@@ -19,7 +19,6 @@ A task says how to build its model, which examples to train on, its loss and its
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import math
 import signal
@@ -33,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from avscene.files import atomic_path, write_json
+from avscene.files import write_csv, write_json
 from avscene.checkpoints import load_checkpoint, save_checkpoint
 from avscene.train.runtime import Runtime, autocast, init_runtime, shutdown
 
@@ -156,10 +155,7 @@ class _Log:
 
     def write(self) -> None:
         keys = sorted({k for r in self.rows for k in r}, key=lambda k: (k != "step", k))
-        with atomic_path(self.out_dir / "log.csv") as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        write_csv(self.out_dir / "log.csv", self.rows, keys)
         write_json(self.out_dir / "log.json", self.rows)
 
 
