@@ -42,6 +42,14 @@ def split_index(index: VideoIndex, val_fraction: float = 0.1) -> tuple[VideoInde
     return VideoIndex(train, index.skipped), VideoIndex(val, ())
 
 
+def shift_sampling(model_cfg: ShiftNetConfig, *, negatives: str, shift_range_s, augment: bool) -> ShiftSampling:
+    """How examples for ``model_cfg`` are cut: its clip length, rates and crop."""
+    return ShiftSampling(n_frames=model_cfg.n_frames, fps=model_cfg.fps, sample_rate=model_cfg.sample_rate,
+                         crop_size=model_cfg.crop_size, full_size=full_size_for(model_cfg.crop_size),
+                         channels=model_cfg.audio_channels, shift_range_s=shift_range_s, negatives=negatives,
+                         augment=augment)
+
+
 class PairForward(nn.Module):
     """The training forward (aligned and shifted audio through one shared visual stem) as a
     module's ``forward``, so DistributedDataParallel sees it."""
@@ -82,10 +90,8 @@ class ShiftTask:
         self.find_unused_parameters = not self.model_cfg.use_sound
 
     def sampling(self, augment: bool) -> ShiftSampling:
-        c = self.model_cfg
-        return ShiftSampling(n_frames=c.n_frames, fps=c.fps, sample_rate=c.sample_rate, crop_size=c.crop_size,
-                             full_size=full_size_for(c.crop_size), channels=c.audio_channels,
-                             shift_range_s=self.shift_range_s, negatives=self.negatives, augment=augment)
+        return shift_sampling(self.model_cfg, negatives=self.negatives, shift_range_s=self.shift_range_s,
+                              augment=augment)
 
     def build_model(self) -> ShiftNet:
         return ShiftNet(self.model_cfg)
@@ -143,9 +149,7 @@ def make_shift_task(data: str | Path, model_cfg: ShiftNetConfig, *, val_data: st
                     progress: bool = False) -> ShiftTask:
     """Index the training (and validation) videos and build the task; unusable files are skipped
     and reported on the task's ``train_index``."""
-    probe_sampling = ShiftSampling(n_frames=model_cfg.n_frames, fps=model_cfg.fps, sample_rate=model_cfg.sample_rate,
-                                   crop_size=model_cfg.crop_size, full_size=full_size_for(model_cfg.crop_size),
-                                   shift_range_s=shift_range_s, negatives=negatives)
+    probe_sampling = shift_sampling(model_cfg, negatives=negatives, shift_range_s=shift_range_s, augment=False)
     index = index_videos(data, min_duration_s=probe_sampling.min_video_s, progress=progress)
     if val_data is not None:
         train_index = index
