@@ -123,3 +123,11 @@ def test_cli_sync_without_a_model_says_what_to_do(event_video, tmp_path, capsys,
     monkeypatch.chdir(tmp_path)
     assert cli.main(["sync", str(event_video)]) == cli.EXIT_ERROR
     assert "train one with `avscene train shift`" in capsys.readouterr().err
+
+
+def test_video_without_sound_is_a_clear_error(tmp_path):
+    from avscene.media import NoStreamError, write_video
+
+    silent = write_video(tmp_path / "silent.mp4", np.zeros((90, 32, 32, 3), np.uint8), 30)
+    with pytest.raises(NoStreamError, match="silent.mp4: has no audio stream"):
+        sync_file(FlashBurstOracle(), silent)

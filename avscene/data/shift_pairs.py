@@ -3,7 +3,8 @@
 As in the release, each clip gives one positive and one negative: the video frames
 ``[f1, f1 + n_frames)``, the audio starting at frame ``f1`` (aligned) and the audio starting at
 frame ``f2`` of the *same* video (shifted by ``f2 - f1`` frames, 2.0-5.8 s at the paper's scale,
-either direction). One read covers both windows, as the release sliced one stored 10.1 s clip.
+either direction). The clip and its aligned audio come from one read, the shifted audio from a
+second, audio-only read of the same file, so frames are converted only for the clip itself.
 With ``negatives="random-pair"`` the negative audio comes from another video instead (Table 1's
 ablation).
 

@@ -26,7 +26,7 @@ import torch
 
 from avscene.constants import frame_to_sample
 from avscene.data.shift_pairs import frames_to_video
-from avscene.media import ClipRangeError, probe, read_clip
+from avscene.media import ClipRangeError, NoStreamError, probe, read_clip
 from avscene.models import ShiftNet
 
 
@@ -180,8 +180,9 @@ def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = S
     cfg = model.config
     fps, n = cfg.fps, cfg.n_frames
     info = probe(path)
-    if not info.has_video or not info.has_audio:
-        read_clip(path, 0, 0.5)  # raises the precise "no audio/video stream" error
+    for needed, present in (("video", info.has_video), ("audio", info.has_audio)):
+        if not present:
+            raise NoStreamError(path, f"has no {needed} stream")
     total = math.floor(info.duration_s * fps + Fraction(1, 1000))
     if total < n:
         raise ClipRangeError(path, f"too short for the model: {info.duration_s:.2f} s, needs {float(n / fps):.2f} s")

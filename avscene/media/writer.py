@@ -18,7 +18,8 @@ import soundfile as sf
 from avscene.constants import as_fps
 from avscene.files import atomic_path
 from avscene.media.errors import MediaError
-from avscene.media.probe import is_known_input, layout_name
+from avscene.media.probe import check_input_path, is_known_input, layout_name, open_input
+from avscene.media.reader import read_clip
 
 #: Sample rates the AAC encoder accepts (Hz).
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
@@ -128,9 +129,6 @@ def write_shifted_audio(src: str | os.PathLike, dest: str | os.PathLike, advance
 
     This is the fix for an offset found by ``avscene sync``: advance the audio by the offset.
     """
-    from avscene.media.probe import check_input_path, open_input
-    from avscene.media.reader import read_clip
-
     src = check_input_path(src)
     dest = _check_output(dest)
     if dest.exists() and dest.samefile(src):

@@ -41,7 +41,8 @@ from avscene.train.runtime import Runtime, autocast, init_runtime, shutdown
 class TrainConfig:
     """How to train (the task says what). ``optimizer="sgd"`` with the defaults is the paper's
     shift schedule (momentum 0.9, constant lr 1e-2, global grad-norm clip 5, weight decay 1e-5
-    on weights); ``"adamw"`` uses linear warm-up then cosine decay."""
+    on weights); ``"adamw"`` is the modern option, usually with ``warmup_steps`` and
+    ``schedule="cosine"``."""
 
     out_dir: str
     steps: int
