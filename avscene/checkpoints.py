@@ -30,6 +30,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         from avscene.models import ShiftNet, ShiftNetConfig
 
         model = ShiftNet(ShiftNetConfig.from_dict(payload["model_config"]))
+    elif task == "action":
+        from avscene.models import ActionNet, ActionNetConfig
+
+        model = ActionNet.from_config(ActionNetConfig.from_dict(payload["model_config"]))
     else:
         raise ValueError(f"{path}: checkpoint of task {task!r}, which cannot be loaded as a model here")
     model.load_state_dict(payload["model"])

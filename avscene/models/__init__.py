@@ -1,5 +1,7 @@
 """Pure ``nn.Module``s and their config dataclasses and presets."""
 
+from avscene.models.action_net import ActionNet, ActionNetConfig
 from avscene.models.shift_net import PRESETS, ShiftNet, ShiftNetConfig, get_preset
+from avscene.models.separation_net import SeparationNet as SeparationNet, SeparationNetConfig as SeparationNetConfig
 
-__all__ = ["PRESETS", "ShiftNet", "ShiftNetConfig", "get_preset"]
+__all__ = ["ActionNet", "ActionNetConfig", "PRESETS", "ShiftNet", "ShiftNetConfig", "get_preset"]

@@ -62,3 +62,37 @@ def plot_sync_scan(result, path: str | os.PathLike) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_confusion_matrix(confusion, class_names, path: str | os.PathLike, *, normalize: bool = True,
+                          title: str = "confusion matrix") -> Path:
+    """Confusion matrix as an image: rows = true class, columns = predicted class; each row
+    divided by its count when ``normalize`` (a class without videos stays empty). Class names are
+    written on the axes up to 40 classes (UCF-101's 101 would be unreadable)."""
+    import numpy as np
+
+    counts = np.asarray(confusion, dtype=float)
+    k = counts.shape[0]
+    if normalize:
+        rows = counts.sum(axis=1, keepdims=True)
+        values = np.divide(counts, rows, out=np.full_like(counts, np.nan), where=rows > 0)
+    else:
+        values = counts
+    side = min(14.0, 2.5 + 0.3 * k)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    im = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class" if normalize else "videos")
+    if k <= 40:
+        ax.set_xticks(range(k), [str(n) for n in class_names], rotation=90, fontsize=8)
+        ax.set_yticks(range(k), [str(n) for n in class_names], fontsize=8)
+    if k <= 15:
+        for i in range(k):
+            for j in range(k):
+                if counts[i, j]:
+                    v = values[i, j]
+                    ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
+                            color="white" if normalize and v > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
