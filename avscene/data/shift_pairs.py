@@ -136,12 +136,7 @@ class ShiftPairs(Dataset):
         total = math.floor(info.duration_s * s.fps) - 1  # whole frames, one spare for rounding
         n, n_samples = s.n_frames, s.n_samples
         if s.negatives == "shift":
-            lo, hi = s.shift_frames
-            hi = min(hi, total - n)
-            shift = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
-            span = n + abs(shift)
-            first = int(rng.integers(0, total - span + 1))
-            f1 = first if shift > 0 else first - shift
+            f1, shift = draw_shift(s, total, rng)
             # Two reads of one file: frames are converted only for the clip itself, the shifted
             # audio is read without decoding video (its frames would cost 2x the conversions).
             clip = self._read(info, f1, n + 1)  # one spare frame covers sample rounding
@@ -165,14 +160,66 @@ class ShiftPairs(Dataset):
         }
 
     def _augment(self, frames, aligned, shifted, rng):
-        """Random crop and whole-clip horizontal flip (stereo swapped with it), or centre crop."""
-        s = self.sampling
-        if not s.augment:
-            return center_crop(frames, s.crop_size), aligned, shifted
-        top, left = rng.integers(0, frames.shape[1] - s.crop_size + 1), rng.integers(0, frames.shape[2] - s.crop_size + 1)
-        frames = frames[:, top : top + s.crop_size, left : left + s.crop_size]
-        if rng.random() < 0.5:
-            frames = frames[:, :, ::-1]
-            if s.flip_swaps_stereo and aligned.shape[1] == 2:  # the release forgot this (§10.12)
-                aligned, shifted = aligned[:, ::-1], shifted[:, ::-1]
-        return frames, aligned, shifted
+        return augment_shift_example(self.sampling, frames, aligned, shifted, rng)
+
+
+def draw_shift(sampling: ShiftSampling, total: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Draw where a shift example sits in a video of ``total`` usable frames: ``(f1, shift)``.
+
+    The clip is frames ``[f1, f1 + n_frames)``; the negative's audio starts at frame
+    ``f1 + shift``. ``|shift|`` is within ``sampling.shift_frames`` (its top capped by what fits),
+    either sign with equal odds, and both windows lie inside ``[0, total)``. Shared by
+    :class:`ShiftPairs` (whole videos) and the shard reader (stored segments) so both draw
+    examples the same way.
+    """
+    n = sampling.n_frames
+    lo, hi = sampling.shift_frames
+    hi = min(hi, total - n)
+    if hi < lo:
+        raise ValueError(f"{total} frames hold no shift example: need at least {n + lo} "
+                         f"({n} for the clip + {lo} for the smallest shift)")
+    shift = int(rng.integers(lo, hi + 1)) * (1 if rng.random() < 0.5 else -1)
+    span = n + abs(shift)
+    first = int(rng.integers(0, total - span + 1))
+    f1 = first if shift > 0 else first - shift
+    return f1, shift
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Where a clip is cropped and whether it is mirrored: frames ``[top, top + size)`` x
+    ``[left, left + size)``, flipped left-right if ``flip``, the stereo channels swapped if
+    ``swap_stereo``."""
+
+    top: int
+    left: int
+    size: int
+    flip: bool = False
+    swap_stereo: bool = False
+
+
+def draw_augmentation(sampling: ShiftSampling, frame_hw: tuple[int, int], channels: int,
+                      rng: np.random.Generator) -> Augmentation:
+    """A random crop and a whole-clip horizontal flip (stereo swapped with it), or the centre
+    crop when ``sampling.augment`` is off (no draw then). Drawn apart from the pixels so a
+    reader can crop and mirror while it decodes."""
+    s, (h, w) = sampling, frame_hw
+    if not s.augment:
+        return Augmentation((h - s.crop_size) // 2, (w - s.crop_size) // 2, s.crop_size)
+    top, left = int(rng.integers(0, h - s.crop_size + 1)), int(rng.integers(0, w - s.crop_size + 1))
+    flip = bool(rng.random() < 0.5)
+    # the release forgot the stereo swap (§10.12)
+    return Augmentation(top, left, s.crop_size, flip, flip and s.flip_swaps_stereo and channels == 2)
+
+
+def augment_shift_example(sampling: ShiftSampling, frames: np.ndarray, aligned: np.ndarray, shifted: np.ndarray,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply :func:`draw_augmentation`: frames (T, full, full, 3) -> (T, crop, crop, 3); aligned,
+    shifted (N, C) kept or with their channels swapped."""
+    a = draw_augmentation(sampling, frames.shape[1:3], aligned.shape[1], rng)
+    frames = frames[:, a.top : a.top + a.size, a.left : a.left + a.size]
+    if a.flip:
+        frames = frames[:, :, ::-1]
+    if a.swap_stereo:
+        aligned, shifted = aligned[:, ::-1], shifted[:, ::-1]
+    return frames, aligned, shifted
