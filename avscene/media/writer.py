@@ -1,13 +1,16 @@
-"""Writing results: H.264 + AAC mp4 (:func:`write_video`) and WAV (:func:`write_wav`).
+"""Writing results: H.264 + AAC mp4 (:func:`write_video`, or :class:`VideoWriter` chunk by chunk
+for long videos) and WAV (:func:`write_wav`).
 
-Both write atomically (see :mod:`avscene.files`) and refuse to replace a file this process has
+All write atomically (see :mod:`avscene.files`) and refuse to replace a file this process has
 read as an input. AAC has no 21 kHz mode, so audio at a rate AAC lacks is resampled to the next
 rate it has (21000 -> 22050 Hz); readers resample back, and timing is kept exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -160,3 +163,111 @@ def write_shifted_audio(src: str | os.PathLike, dest: str | os.PathLike, advance
                 out.mux(packet)
             _encode_audio(out, aout, np.clip(shifted, -1, 1), rate)
     return dest
+
+
+class VideoWriter:
+    """Streaming counterpart of :func:`write_video` for long outputs: frames and audio are encoded
+    chunk by chunk as they are given, so memory holds one chunk, not the whole video.
+
+    ``with VideoWriter(path, fps, (H, W), sample_rate=sr, channels=c) as out: out.write(frames,
+    audio)`` for consecutive chunks of uint8 (t, H, W, 3) RGB frames and float32 (n, C) audio in
+    [-1, 1] (audio and frames may come in chunks of any lengths; audio sample 0 is at time 0).
+    Same container, codecs, odd-size padding and AAC rate rule as :func:`write_video`. The file
+    appears under ``path`` only when the ``with`` block ends without an error (atomic, as every
+    writer here); on an error the previous file at ``path``, if any, is left as it was.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float | Fraction,
+        frame_hw: tuple[int, int],
+        *,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        crf: int = 18,
+        preset: str = "veryfast",
+    ) -> None:
+        self.dest = _check_output(path)
+        self.fps = as_fps(fps)
+        self.frame_hw = (int(frame_hw[0]), int(frame_hw[1]))
+        if min(self.frame_hw) < 1:
+            raise MediaError(self.dest, f"frame size must be positive, got {frame_hw}")
+        if (sample_rate is None) != (channels is None):
+            raise MediaError(self.dest, "give both sample_rate and channels for audio, or neither")
+        if channels is not None and not 1 <= int(channels) <= 8:
+            raise MediaError(self.dest, f"audio must have 1..8 channels, got {channels}")
+        self.sample_rate = None if sample_rate is None else int(sample_rate)
+        self.channels = None if channels is None else int(channels)
+        self.crf, self.preset = crf, preset
+        self.n_frames = 0  # frames written so far
+        self.n_samples = 0  # audio samples written so far
+        self._stack: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> "VideoWriter":
+        stack = contextlib.ExitStack()
+        try:
+            tmp = stack.enter_context(atomic_path(self.dest))
+            out = stack.enter_context(av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}))
+            h, w = self.frame_hw
+            vstream = out.add_stream("libx264", rate=self.fps)
+            vstream.width, vstream.height = w + w % 2, h + h % 2
+            vstream.pix_fmt = "yuv420p"
+            vstream.options = {"crf": str(self.crf), "preset": self.preset}
+            astream = resampler = None
+            if self.sample_rate is not None:
+                layout = layout_name(self.channels)
+                astream = out.add_stream("aac", rate=aac_rate(self.sample_rate))
+                astream.layout, astream.format = layout, "fltp"
+                resampler = av.AudioResampler(format="fltp", layout=layout, rate=astream.codec_context.sample_rate)
+        except BaseException:
+            stack.__exit__(*sys.exc_info())
+            raise
+        self._stack, self._out, self._vstream, self._astream, self._resampler = stack, out, vstream, astream, resampler
+        return self
+
+    def write(self, frames: np.ndarray | None = None, audio: np.ndarray | None = None) -> None:
+        """Append ``frames`` (uint8 (t, H, W, 3)) and/or ``audio`` (float32 (n, C))."""
+        if self._stack is None:
+            raise MediaError(self.dest, "VideoWriter.write outside its `with` block")
+        if frames is not None:
+            frames = np.asarray(frames)
+            if frames.ndim != 4 or frames.shape[1:] != (*self.frame_hw, 3) or frames.dtype != np.uint8:
+                raise MediaError(self.dest, f"frames must be uint8 (t, {self.frame_hw[0]}, {self.frame_hw[1]}, 3), "
+                                            f"got {frames.dtype} {frames.shape}")
+            pad_h, pad_w = self.frame_hw[0] % 2, self.frame_hw[1] % 2
+            if pad_h or pad_w:
+                frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+            for image in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = self.n_frames
+                self._out.mux(self._vstream.encode(frame))
+                self.n_frames += 1
+        if audio is not None:
+            if self._astream is None:
+                raise MediaError(self.dest, "audio given to a VideoWriter opened without sample_rate/channels")
+            audio = _as_audio(audio, self.dest)
+            if audio.shape[1] != self.channels:
+                raise MediaError(self.dest, f"audio must have {self.channels} channels, got {audio.shape[1]}")
+            if len(audio):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp",
+                                                   layout=self._astream.layout.name)  # (C, n)
+                frame.sample_rate, frame.pts = self.sample_rate, self.n_samples
+                frame.time_base = Fraction(1, self.sample_rate)
+                for chunk in self._resampler.resample(frame):
+                    self._out.mux(self._astream.encode(chunk))
+                self.n_samples += len(audio)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        stack, self._stack = self._stack, None
+        if exc_type is not None:  # unwinding removes the temporary file
+            return bool(stack.__exit__(exc_type, exc, tb))
+        with stack:  # closes the container, then renames into place (or cleans up on an error)
+            if self.n_frames == 0:
+                raise MediaError(self.dest, "no frames were written")
+            self._out.mux(self._vstream.encode(None))
+            if self._astream is not None:
+                for chunk in self._resampler.resample(None):
+                    self._out.mux(self._astream.encode(chunk))
+                self._out.mux(self._astream.encode(None))
+        return False

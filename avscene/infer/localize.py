@@ -1,0 +1,588 @@
+"""Where does the sound come from? Class activation maps over whole videos (``avscene localize``).
+
+The map (paper section 4, design notes section 4) is the shift network's logit head applied at
+every cell of its last conv map, bias included, made absolute as the release does: a large
+``|CAM|`` marks the places whose appearance and motion the network ties to the sound. It is
+always computed in eval mode (the release's first CAM example ran BatchNorm on batch statistics
+and gave wrong maps); use the ``paper-cam`` preset (conv5 without spatial stride: 14 x 14 at 224
+px) for the paper's resolution.
+
+Pipeline for a file; memory holds one window of model frames, then one chunk of original frames::
+
+    probe --> windows of n_frames model frames covering the video, overlapping by ``overlap``
+          --> per window: read_clip(fps=model fps, size=crop, fit) --> cam_clip: |CAM| (T', h, w)
+          --> cross-faded into ``cells`` (T, h, w): one map per frame of the VIDEO's own frame rate
+          --> onto the original frame: LocalizeResult.cam (T, H, W), peaks (T, 3)
+    writers: <name>_cam.mp4 (second pass over the original frames with the original sound),
+             <name>_cam.npy, <name>_cam.json, <name>_sheet.png
+
+Where a value of the map sits
+-----------------------------
+* Time: slice ``j`` of a window is centred on model frame ``8 j`` of the window, not on
+  ``(j + 1/2) T / T'``: the net's three stride-2 convs in time use symmetric padding, and each
+  centres its output ``i`` on its input ``2 i`` (checked by the tests with the gradient of one
+  slice). Between slice centres the map is linear in time, after the last one it is held.
+  Video frame ``k`` is the instant ``k / fps``, i.e. model frame ``k * model_fps / fps``.
+* Space: cell ``(i, k)`` is centred on model pixel ``(16 i, 16 k)`` of the crop (``cam=True``;
+  32 with the strided conv5), in pixel-centre coordinates (pixel ``u`` covers ``[u - 1/2, u +
+  1/2]``), for the same reason. Between cell centres the map is bilinear; beyond the outermost
+  centres it is held. This continuous map on the model's pixel grid is then sampled at the
+  centres of the original pixels, mapped through the fit of :func:`avscene.media.read_clip`
+  (:class:`FitGeometry`: ``crop`` scales to cover and cuts the centre, ``pad`` scales to fit
+  inside black borders, ``squash`` stretches). One step, no intermediate 224 x 224 image.
+* Original pixels that the model did not see (the borders cut away by ``fit='crop'``) are NaN in
+  :attr:`LocalizeResult.cam` and in the ``.npy``; the overlay leaves them uncoloured and the
+  peaks ignore them.
+* Windows: frames where two windows overlap get both maps, weighted by triangular windows that
+  fall to the window edges (demucs' overlap-add), so the map fades from one window to the next
+  without a step. Frames that no window covers (``max_windows`` spreads fewer windows over a
+  long video) are interpolated linearly in time between their covered neighbours.
+
+Values are ``|CAM|`` in logit units (the logit of "in sync" that the cell alone would give).
+Peaks are in original pixels, pixel-centre coordinates: ``(0, 0)`` is the centre of the top-left
+pixel, x to the right, y down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avscene.constants import as_fps, frame_to_sample
+from avscene.data.shift_pairs import frames_to_video
+from avscene.media import ClipRangeError, MediaError, NoStreamError, probe, read_clip
+
+FITS = ("crop", "pad", "squash")
+
+
+# -- options and results ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LocalizeOptions:
+    """How to localize.
+
+    fit: how frames meet the model's square crop (as :func:`avscene.media.read_clip`).
+    overlap: fraction of a window shared with the next one (0.5: each frame is in two windows).
+    max_windows: bound on the work for long videos (None: cover every frame); fewer windows are
+        spread evenly and the frames between them interpolated.
+    max_map_bytes: memory budget of :attr:`LocalizeResult.cam`; a longer or larger video gets
+        its map at a reduced resolution (``LocalizeResult.scale`` < 1).
+    """
+
+    fit: str = "crop"
+    overlap: float = 0.5
+    max_windows: int | None = None
+    max_map_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError(f"max_windows must be >= 1 or None, got {self.max_windows}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitGeometry:
+    """Where an (H, W) frame lands on the model's (h, w) input grid for a ``fit`` (the exact
+    rounding of :func:`avscene.media.read_clip`): the frame is scaled to ``scaled_hw`` and model
+    pixel ``(v, u)`` is scaled pixel ``(v + top, u + left)`` with ``(top, left) = offset``
+    (negative for ``pad``: the picture sits inside black borders)."""
+
+    frame_hw: tuple[int, int]
+    model_hw: tuple[int, int]
+    fit: str
+    scaled_hw: tuple[int, int]
+    offset: tuple[int, int]
+
+    @classmethod
+    def of(cls, frame_hw: tuple[int, int], size: int | tuple[int, int], fit: str = "crop") -> "FitGeometry":
+        if fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+        src_h, src_w = int(frame_hw[0]), int(frame_hw[1])
+        out_h, out_w = (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+        if fit == "squash" or (src_h, src_w) == (out_h, out_w):
+            return cls((src_h, src_w), (out_h, out_w), fit, (out_h, out_w), (0, 0))
+        scale = (max if fit == "crop" else min)(out_h / src_h, out_w / src_w)
+        scaled_h, scaled_w = max(1, round(src_h * scale)), max(1, round(src_w * scale))
+        if fit == "crop":
+            scaled_h, scaled_w = max(scaled_h, out_h), max(scaled_w, out_w)
+            offset = ((scaled_h - out_h) // 2, (scaled_w - out_w) // 2)
+        else:
+            scaled_h, scaled_w = min(scaled_h, out_h), min(scaled_w, out_w)
+            offset = (-((out_h - scaled_h) // 2), -((out_w - scaled_w) // 2))
+        return cls((src_h, src_w), (out_h, out_w), fit, (scaled_h, scaled_w), offset)
+
+    def to_model(self, y, x):
+        """Frame pixel coordinates (y, x) -> model pixel coordinates (v, u); pixel centres."""
+        (h, w), (sh, sw), (top, left) = self.frame_hw, self.scaled_hw, self.offset
+        y, x = np.asarray(y, np.float64), np.asarray(x, np.float64)
+        return (y + 0.5) * sh / h - 0.5 - top, (x + 0.5) * sw / w - 0.5 - left
+
+    def to_frame(self, v, u):
+        """Model pixel coordinates (v, u) -> frame pixel coordinates (y, x); pixel centres."""
+        (h, w), (sh, sw), (top, left) = self.frame_hw, self.scaled_hw, self.offset
+        v, u = np.asarray(v, np.float64), np.asarray(u, np.float64)
+        return (v + top + 0.5) * h / sh - 0.5, (u + left + 0.5) * w / sw - 0.5
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LocalizeResult:
+    """Sound-source maps of one video, at the video's frame rate.
+
+    cam: float32 (T, H_m, W_m), ``|CAM|`` on the original frame's pixel grid scaled by ``scale``
+        (1.0 = original resolution, less when ``max_map_bytes`` demands); NaN where the model
+        did not see the picture.
+    peaks: float32 (T, 3): per frame x, y (original pixels, pixel centres) and value of the
+        strongest point.
+    cells: float32 (T, h, w): the same map on the CAM's own grid (what ``cam`` is sampled from;
+        :meth:`frame_map` renders any frame at any resolution from it).
+    window_starts: first model frame of each window (model frames are at ``model_fps``).
+    """
+
+    path: str | None
+    fps: Fraction
+    frame_hw: tuple[int, int]
+    cam: np.ndarray
+    scale: float
+    peaks: np.ndarray
+    cells: np.ndarray
+    geometry: FitGeometry
+    cam_stride: tuple[int, int, int]
+    cam_shape: tuple[int, int, int]
+    model_fps: Fraction
+    window_frames: int
+    window_starts: tuple[int, ...]
+    hop_frames: int
+    model_config: dict
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.cells.shape[0])
+
+    def frame_map(self, index: int, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """float32 (H, W) map of frame ``index`` at the original resolution (or ``out_hw``)."""
+        ay, ax = _grid_weights(self.geometry, self.cam_stride[1:], self.cells.shape[1:], out_hw or self.frame_hw)
+        return (ay @ self.cells[index] @ ax.T).astype(np.float32)
+
+    def time_average(self) -> np.ndarray:
+        """float32 (H_m, W_m): the map averaged over the video (NaN where never seen)."""
+        with np.errstate(invalid="ignore"):
+            return np.mean(self.cam, axis=0, dtype=np.float64).astype(np.float32)
+
+    def describe(self) -> str:
+        best = int(np.nanargmax(self.peaks[:, 2])) if np.isfinite(self.peaks[:, 2]).any() else 0
+        x, y, value = self.peaks[best]
+        return (f"{self.n_frames} frames at {float(self.fps):.3f} fps, {self.frame_hw[1]}x{self.frame_hw[0]}, "
+                f"{len(self.window_starts)} window(s); strongest at x={x:.0f}, y={y:.0f} px, "
+                f"t={float(best / self.fps):.2f} s (|CAM| {value:.3g})")
+
+    def to_dict(self) -> dict:
+        """JSON-ready metadata and per-frame peaks (the map itself goes to the .npy)."""
+        fps = lambda f: f"{f.numerator}/{f.denominator}"  # noqa: E731
+        return {
+            "path": self.path,
+            "fps": fps(self.fps),
+            "fps_float": round(float(self.fps), 6),
+            "n_frames": self.n_frames,
+            "width": self.frame_hw[1],
+            "height": self.frame_hw[0],
+            "map": {
+                "shape": list(self.cam.shape),
+                "scale": self.scale,
+                "value": "|CAM|: per-cell logit of the shift network (bias included), absolute value",
+                "unseen": "NaN (parts of the frame the model did not see)",
+                "coordinates": "original pixels, (0, 0) = centre of the top-left pixel, x right, y down",
+            },
+            "geometry": self.geometry.to_dict(),
+            "windows": {
+                "model_fps": fps(self.model_fps),
+                "window_frames": self.window_frames,
+                "hop_frames": self.hop_frames,
+                "starts_frames": list(self.window_starts),
+                "starts_s": [round(float(s / self.model_fps), 6) for s in self.window_starts],
+                "cam_shape": list(self.cam_shape),
+                "cam_stride": list(self.cam_stride),
+                "blend": "triangular cross-fade in overlaps; linear interpolation in gaps",
+            },
+            "model": self.model_config,
+            "peaks": [{"frame": i, "time_s": round(float(i / self.fps), 6), "x": round(float(x), 2),
+                       "y": round(float(y), 2), "value": round(float(v), 6)}
+                      for i, (x, y, v) in enumerate(self.peaks)],
+        }
+
+
+# -- the map of one clip ---------------------------------------------------------------------------
+
+def cam_stride(config) -> tuple[int, int, int]:
+    """(t, h, w) input steps between CAM cells of a :class:`~avscene.models.ShiftNet`: 8 frames
+    (conv1, conv2_2, conv4_1 stride 2 in time) and 16 px with ``cam=True``, else 32 px. Cell
+    ``(j, i, k)`` is centred on input frame ``8 j`` and pixel ``(s i, s k)``."""
+    spatial = 16 if config.cam else 32
+    return (8, spatial, spatial)
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Run ``model`` in eval mode (BN on its moving statistics) and restore its mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
+    """CAMs of a batch of clips, computed in eval mode (so one clip's map never depends on the
+    others in the batch); the model's train/eval mode is restored afterwards.
+
+    Args:
+        frames: uint8 (B, T, crop, crop, 3) at ``model.config.fps`` (already fitted to the crop).
+        audio: float32 (B, N, C) in [-1, 1] at ``model.config.sample_rate``, sample 0 at frame 0;
+            ``N`` should be ``frame_to_sample(T)``: up to one frame of samples more or less is
+            trimmed or padded with silence.
+        absolute: the release's ``|CAM|`` (True) or the signed map.
+    Returns: float32 (B, T', h, w), T' = ceil(T / 8), cells as :func:`cam_stride` says.
+    """
+    if not hasattr(model, "cam"):
+        raise ValueError("localization needs a shift network (a model with a `cam` method)")
+    cfg = model.config
+    frames = torch.as_tensor(np.asarray(frames))
+    audio = torch.as_tensor(np.asarray(audio, np.float32))
+    if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 \
+            or tuple(frames.shape[2:4]) != (cfg.crop_size, cfg.crop_size):
+        raise ValueError(f"frames must be uint8 (B, T, {cfg.crop_size}, {cfg.crop_size}, 3), "
+                         f"got {frames.dtype} {tuple(frames.shape)}")
+    if audio.dim() != 3 or audio.shape[0] != frames.shape[0] or audio.shape[2] != cfg.audio_channels:
+        raise ValueError(f"audio must be ({frames.shape[0]}, N, {cfg.audio_channels}), got {tuple(audio.shape)}")
+    n_samples = frame_to_sample(frames.shape[1], cfg.fps, cfg.sample_rate)
+    if abs(audio.shape[1] - n_samples) > cfg.sample_rate / cfg.fps + 1:
+        raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
+    audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
+    device = _device(model)
+    video = frames_to_video(frames.to(device))  # (B, 3, T, H, W)
+    with eval_mode(model):
+        cam = model.cam(video, audio.permute(0, 2, 1).to(device))  # (B, T', h, w)
+    cam = cam.float()
+    return (cam.abs() if absolute else cam).cpu().numpy()
+
+
+def cam_clip(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
+    """CAM of one clip: frames uint8 (T, crop, crop, 3), audio float32 (N, C) -> float32
+    (T', h, w) (see :func:`cam_batch`). For a time-averaged map on the clip's own pixels:
+    ``cam_to_frame(cam_clip(...).mean(0), frame_hw, model.config, fit=...)``."""
+    return cam_batch(model, np.asarray(frames)[None], np.asarray(audio)[None], absolute=absolute)[0]
+
+
+def fit_frames(frames: np.ndarray, size: int, fit: str = "crop") -> np.ndarray:
+    """In-memory counterpart of ``read_clip(size=..., fit=...)``: uint8 (T, H, W, 3) ->
+    (T, size, size, 3) with the same geometry (:class:`FitGeometry`); antialiased bilinear."""
+    frames = np.asarray(frames)
+    geo = FitGeometry.of(frames.shape[1:3], size, fit)
+    (sh, sw), (top, left), (oh, ow) = geo.scaled_hw, geo.offset, geo.model_hw
+    out = np.zeros((len(frames), oh, ow, 3), np.uint8)
+    for i in range(0, len(frames), 64):
+        x = torch.from_numpy(np.ascontiguousarray(frames[i : i + 64])).permute(0, 3, 1, 2).float()  # (t, 3, H, W)
+        if (sh, sw) != tuple(frames.shape[1:3]):
+            x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False, antialias=True)
+        x = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (t, sh, sw, 3)
+        if top >= 0 and left >= 0:  # crop (or no change)
+            out[i : i + 64] = x[:, top : top + oh, left : left + ow]
+        else:  # pad
+            out[i : i + 64, -top : -top + sh, -left : -left + sw] = x
+    return out
+
+
+def _cell_weights(model_pos: np.ndarray, stride: int, n_cells: int, size: int) -> np.ndarray:
+    """(P, n_cells) weights that interpolate cells centred at ``stride * i`` linearly at model
+    pixel positions ``model_pos`` (held beyond the outer centres); NaN rows where the position is
+    outside the model's ``size`` pixels (not seen)."""
+    c = np.clip(model_pos / stride, 0, n_cells - 1)
+    i0 = np.floor(c).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_cells - 1)
+    frac = c - i0
+    weights = np.zeros((len(model_pos), n_cells))
+    rows = np.arange(len(model_pos))
+    np.add.at(weights, (rows, i0), 1 - frac)
+    np.add.at(weights, (rows, i1), frac)
+    weights[(model_pos < -0.5) | (model_pos > size - 0.5)] = np.nan
+    return weights
+
+
+def _grid_weights(geometry: FitGeometry, stride_hw, cells_hw, out_hw) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column weights (out_h, h), (out_w, w) that sample the map of ``cells_hw`` cells at
+    the centres of an ``out_hw`` grid laid over the original frame."""
+    (fh, fw), (oh, ow) = geometry.frame_hw, out_hw
+    y = (np.arange(oh) + 0.5) * fh / oh - 0.5  # frame coordinates of the output pixel centres
+    x = (np.arange(ow) + 0.5) * fw / ow - 0.5
+    v, u = geometry.to_model(y, x)
+    ay = _cell_weights(v, stride_hw[0], cells_hw[0], geometry.model_hw[0])
+    ax = _cell_weights(u, stride_hw[1], cells_hw[1], geometry.model_hw[1])
+    return ay, ax
+
+
+def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config, *, fit: str = "crop",
+                 out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Put a CAM (..., h, w) (from :func:`cam_clip`, e.g. averaged over time) onto the pixel grid
+    of the original (H, W) frames the clip was fitted from with ``fit`` (or onto an ``out_hw``
+    grid over the same frame): float32 (..., H, W), NaN where the model did not see the frame.
+    ``config`` is the model's config (crop size and cell stride)."""
+    cam = np.asarray(cam, np.float32)
+    geometry = FitGeometry.of(frame_hw, config.crop_size, fit)
+    ay, ax = _grid_weights(geometry, cam_stride(config)[1:], cam.shape[-2:], out_hw or tuple(frame_hw))
+    return (ay @ cam @ ax.T).astype(np.float32)
+
+
+# -- windows over a whole video --------------------------------------------------------------------
+
+def cover_windows(total_frames: int, n_frames: int, hop: int, max_windows: int | None = None) -> list[int]:
+    """Start frames of windows of ``n_frames`` that cover ``[0, total_frames)``: the first starts
+    at 0, the last ends at the end, neighbours at most ``hop`` apart (evenly spread). With
+    ``max_windows`` fewer windows may be spread evenly, leaving gaps; one window is centred."""
+    if total_frames < n_frames:
+        raise ValueError(f"needs at least {n_frames} frames, got {total_frames}")
+    span = total_frames - n_frames
+    count = 1 + -(-span // max(1, hop))
+    if max_windows:
+        count = min(count, max_windows)
+    if count == 1:
+        return [span // 2]
+    return [round(i * span / (count - 1)) for i in range(count)]
+
+
+def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, options: LocalizeOptions):
+    """Run every window, cross-fade their |CAM|s at ``times`` (model-frame coordinates of the
+    output frames). Returns cells (K, h, w), the window starts, the hop and one window's CAM shape."""
+    n = model.config.n_frames
+    stride_t = cam_stride(model.config)[0]
+    hop = max(1, round(n * (1 - options.overlap)))
+    starts = cover_windows(n_model_frames, n, hop, options.max_windows)
+    acc = weight_sum = None
+    for start in starts:
+        frames, audio = window_at(start)
+        cam = cam_clip(model, frames, audio)  # (T', h, w)
+        if acc is None:
+            acc = np.zeros((len(times), *cam.shape[1:]), np.float64)
+            weight_sum = np.zeros(len(times))
+            cam_shape = cam.shape
+        local = times - start
+        sel = np.flatnonzero((local >= 0) & (local <= n - 1))
+        u = local[sel]
+        weight = np.minimum(u + 1, n - u)  # triangle: 1 at the window's edges, n/2 in its middle
+        f = np.clip(u / stride_t, 0, cam.shape[0] - 1)
+        j0 = np.floor(f).astype(np.int64)
+        j1 = np.minimum(j0 + 1, cam.shape[0] - 1)
+        frac = (f - j0)[:, None, None]
+        acc[sel] += weight[:, None, None] * (cam[j0] * (1 - frac) + cam[j1] * frac)
+        weight_sum[sel] += weight
+    covered = np.flatnonzero(weight_sum > 0)
+    cells = np.zeros_like(acc)
+    cells[covered] = acc[covered] / weight_sum[covered, None, None]
+    gaps = np.flatnonzero(weight_sum == 0)
+    if len(gaps):  # linear in time between covered neighbours, held before the first / after the last
+        pos = np.searchsorted(covered, gaps)
+        left, right = np.clip(pos - 1, 0, len(covered) - 1), np.clip(pos, 0, len(covered) - 1)
+        t_left, t_right = times[covered[left]], times[covered[right]]
+        span = np.where(t_right > t_left, t_right - t_left, 1.0)
+        frac = np.clip((times[gaps] - t_left) / span, 0, 1)[:, None, None]
+        cells[gaps] = cells[covered[left]] * (1 - frac) + cells[covered[right]] * frac
+    return cells.astype(np.float32), starts, hop, tuple(int(s) for s in cam_shape)
+
+
+def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) -> LocalizeResult:
+    cfg = model.config
+    geometry = FitGeometry.of(frame_hw, cfg.crop_size, options.fit)
+    stride = cam_stride(cfg)
+    n, (h, w) = len(cells), frame_hw
+    scale = min(1.0, math.sqrt(options.max_map_bytes / max(1, n * h * w * 4)))
+    map_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    ay, ax = _grid_weights(geometry, stride[1:], cells.shape[1:], map_hw)
+    cam = np.empty((n, *map_hw), np.float32)
+    peaks = np.full((n, 3), np.nan, np.float32)
+    chunk = max(1, (64 << 20) // (map_hw[0] * map_hw[1] * 8))
+    for k0 in range(0, n, chunk):
+        part = ay @ cells[k0 : k0 + chunk].astype(np.float64) @ ax.T  # (k, H_m, W_m)
+        cam[k0 : k0 + chunk] = part
+        flat = np.where(np.isnan(part), -np.inf, part).reshape(len(part), -1)
+        best = flat.argmax(axis=1)
+        rows, cols = np.divmod(best, map_hw[1])
+        peaks[k0 : k0 + chunk, 0] = (cols + 0.5) * w / map_hw[1] - 0.5
+        peaks[k0 : k0 + chunk, 1] = (rows + 0.5) * h / map_hw[0] - 0.5
+        peaks[k0 : k0 + chunk, 2] = flat[np.arange(len(part)), best]
+    return LocalizeResult(
+        path=path, fps=fps, frame_hw=(int(h), int(w)), cam=cam, scale=map_hw[0] / h, peaks=peaks,
+        cells=cells, geometry=geometry, cam_stride=stride, cam_shape=cam_shape, model_fps=cfg.fps,
+        window_frames=cfg.n_frames, window_starts=tuple(int(s) for s in starts), hop_frames=hop,
+        model_config=cfg.to_dict() if hasattr(cfg, "to_dict") else {})
+
+
+def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = LocalizeOptions()) -> LocalizeResult:
+    """Sound-source maps of a whole video file (bounded memory: one window at a time).
+
+    Raises MediaError (naming the file) for an unreadable file, NoStreamError without video or
+    audio, ClipRangeError when the video is shorter than one model window.
+    """
+    cfg = model.config
+    n, fps_m = cfg.n_frames, cfg.fps
+    info = probe(path)
+    for needed, present in (("video", info.has_video), ("audio", info.has_audio)):
+        if not present:
+            raise NoStreamError(path, f"has no {needed} stream")
+    if not info.fps or not info.width or not info.height:
+        raise MediaError(path, "video stream has no readable frame rate or size")
+    fps_v = info.fps
+    n_video = info.n_frames or math.floor(info.duration_s * fps_v + Fraction(1, 1000))
+    video_s = min(info.duration_s, float(n_video / fps_v))
+    n_model = math.floor(Fraction(video_s).limit_denominator(10**6) * fps_m + Fraction(1, 1000))
+    if n_model < n:
+        raise ClipRangeError(path, f"too short for the model: {video_s:.2f} s, needs {float(n / fps_m):.2f} s")
+
+    def window_at(start: int):
+        # 1 us past the frame's instant, so float rounding never selects the frame before it
+        clip = read_clip(path, float(start / fps_m) + 1e-6, float(n / fps_m) + 1e-6, fps=fps_m,
+                         size=cfg.crop_size, fit=options.fit, sample_rate=cfg.sample_rate,
+                         channels=cfg.audio_channels)
+        return clip.frames, clip.audio
+
+    times = np.arange(n_video) * float(fps_m / fps_v)  # video frame k in model frames
+    cells, starts, hop, cam_shape = _blend(model, n_model, window_at, times, options)
+    return _result(model, cells, fps_v, (info.height, info.width), options, starts, hop, cam_shape,
+                   os.fspath(path))
+
+
+def localize_clip(model, frames: np.ndarray, audio: np.ndarray,
+                  options: LocalizeOptions = LocalizeOptions()) -> LocalizeResult:
+    """Sound-source maps of in-memory media at the model's rates: ``frames`` uint8 (T, H, W, 3) of
+    any size at ``model.config.fps`` (fitted to the crop with ``options.fit``), ``audio`` float32
+    (N, C) at its sample rate, aligned at sample 0. The result is on the frames' own pixel grid."""
+    cfg = model.config
+    n, n_samples = cfg.n_frames, cfg.n_samples
+    frames, audio = np.asarray(frames), np.asarray(audio, np.float32)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.shape}")
+
+    def window_at(start: int):
+        s0 = frame_to_sample(start, cfg.fps, cfg.sample_rate)
+        seg = audio[s0 : s0 + n_samples]
+        seg = np.pad(seg, ((0, n_samples - len(seg)), (0, 0)))
+        return fit_frames(frames[start : start + n], cfg.crop_size, options.fit), seg
+
+    times = np.arange(len(frames), dtype=np.float64)
+    cells, starts, hop, cam_shape = _blend(model, len(frames), window_at, times, options)
+    return _result(model, cells, cfg.fps, frames.shape[1:3], options, starts, hop, cam_shape, None)
+
+
+# -- writers ---------------------------------------------------------------------------------------
+
+def output_paths(name: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """The files written for input ``name`` (its stem is used) in ``out_dir``."""
+    stem, out = Path(name).stem, Path(out_dir)
+    return {"video": out / f"{stem}_cam.mp4", "map": out / f"{stem}_cam.npy",
+            "json": out / f"{stem}_cam.json", "sheet": out / f"{stem}_sheet.png"}
+
+
+def overlay_thresholds(cam: np.ndarray, percentile: float = 97.0) -> tuple[float, float]:
+    """(lo, hi) of the overlay, as the release's adaptive threshold: ``hi`` = the ``percentile``
+    of the whole map volume, ``lo`` = half of it, but never below the median, so a map with a
+    large even level (the bias) does not colour the whole picture. A flat map (range <= 1e-3)
+    gives (0, 0): no overlay."""
+    step = max(1, cam.size // 4_000_000)
+    sample = cam.reshape(-1)[::step]
+    sample = sample[np.isfinite(sample)]
+    if not len(sample) or float(sample.max() - sample.min()) <= 1e-3:
+        return 0.0, 0.0
+    hi = float(np.percentile(sample, percentile))
+    lo = max(0.5 * hi, float(np.median(sample)))
+    return lo, max(hi, lo + 1e-3)
+
+
+def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int, lo: float, hi: float,
+                   *, max_alpha: float = 0.35) -> np.ndarray:
+    """Frames ``first_frame ..`` (uint8 (t, H, W, 3) at the original size) with their heat maps."""
+    from avscene.report.plots import heatmap_overlay
+
+    ay, ax = (a.astype(np.float32) for a in
+              _grid_weights(result.geometry, result.cam_stride[1:], result.cells.shape[1:], frames.shape[1:3]))
+    out = np.empty_like(frames)
+    for i, frame in enumerate(frames):  # one frame at a time: the float temporaries are ~50 B/pixel
+        heat = ay @ result.cells[first_frame + i] @ ax.T  # (H, W)
+        out[i] = heatmap_overlay(frame, heat, lo, hi, max_alpha=max_alpha)
+    return out
+
+
+def _read_span(path, k0: int, k1: int, fps: Fraction, rate: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Original frames ``k0..k1`` and exactly the audio samples between their instants (silence
+    where the audio track has ended)."""
+    start, duration = float(k0 / fps) + 1e-6, float((k1 - k0) / fps) + 1e-6
+    want = frame_to_sample(k1, fps, rate) - frame_to_sample(k0, fps, rate)
+    try:
+        clip = read_clip(path, start, duration, fps=fps, sample_rate=rate, channels=channels)
+        audio = clip.audio[:want]
+    except ClipRangeError:  # the audio ends before the video: read the picture alone
+        clip = read_clip(path, start, duration, fps=fps, audio=False)
+        audio = np.zeros((0, channels), np.float32)
+    return clip.frames, np.pad(audio, ((0, want - len(audio)), (0, 0)))
+
+
+def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, model_name: str | None = None,
+                      percentile: float = 97.0, max_alpha: float = 0.35, n_sheet: int = 6) -> dict[str, Path]:
+    """Write ``<name>_cam.mp4`` (the original frames at their own size and rate with the heat map
+    over them and the original sound), ``<name>_cam.npy`` (``result.cam``, float32 (T, H, W)),
+    ``<name>_cam.json`` (per-frame peaks and metadata) and ``<name>_sheet.png`` (``n_sheet``
+    frames) for a result of :func:`localize_file`. Every file is written atomically; the video is
+    streamed in chunks of frames. Returns the paths by kind (see :func:`output_paths`)."""
+    from avscene.files import atomic_path, write_json
+    from avscene.media.writer import VideoWriter
+    from avscene.report.plots import plot_cam_sheet
+
+    if result.path is None:
+        raise ValueError("write_cam_outputs needs a result of localize_file (the video is re-read)")
+    paths = output_paths(result.path, out_dir)
+    info = probe(result.path)
+    rate, channels = int(info.sample_rate), min(int(info.channels or 2), 8)
+    fps, (h, w), n = as_fps(result.fps), result.frame_hw, result.n_frames
+    lo, hi = overlay_thresholds(result.cam, percentile)
+    # Frames per chunk: ~128 MiB of uint8 pictures, at least 16 (each chunk is one seek + decode
+    # from the previous keyframe, so tiny chunks would be slow), at most 512.
+    chunk = int(np.clip((128 << 20) // (h * w * 3), 16, 512))
+    sheet_at = sorted({int(round(i)) for i in np.linspace(0, n - 1, min(n_sheet, n))})
+    sheet = {}
+    with VideoWriter(paths["video"], fps, (h, w), sample_rate=rate, channels=channels) as out:
+        for k0 in range(0, n, chunk):
+            k1 = min(n, k0 + chunk)
+            frames, audio = _read_span(result.path, k0, k1, fps, rate, channels)
+            frames = render_overlay(result, frames, k0, lo, hi, max_alpha=max_alpha)
+            out.write(frames, audio)
+            sheet.update({k: frames[k - k0].copy() for k in sheet_at if k0 <= k < k1})  # not views of the chunk
+    with atomic_path(paths["map"]) as tmp, open(tmp, "wb") as f:
+        np.save(f, result.cam)
+    meta = result.to_dict()
+    meta["model_name"] = model_name
+    meta["overlay"] = {"percentile": percentile, "lo": lo, "hi": hi, "max_alpha": max_alpha, "colormap": "jet"}
+    meta["files"] = {kind: p.name for kind, p in paths.items()}
+    write_json(paths["json"], meta)
+    titles = [f"frame {k}, {float(k / fps):.2f} s" for k in sheet_at]
+    peaks = [tuple(result.peaks[k, :2]) for k in sheet_at]
+    plot_cam_sheet([sheet[k] for k in sheet_at], titles, paths["sheet"], peaks=peaks,
+                   title=f"{Path(result.path).name}: |CAM| (thresholds {lo:.3g}-{hi:.3g})")
+    return paths
