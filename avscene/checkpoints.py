@@ -34,6 +34,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         from avscene.models import ActionNet, ActionNetConfig
 
         model = ActionNet.from_config(ActionNetConfig.from_dict(payload["model_config"]))
+    elif task == "separation":
+        from avscene.models import SeparationNet
+        from avscene.train.separation import separation_config_from_dict
+
+        model = SeparationNet(separation_config_from_dict(payload["model_config"]))
     else:
         raise ValueError(f"{path}: checkpoint of task {task!r}, which cannot be loaded as a model here")
     model.load_state_dict(payload["model"])
