@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m avscene demo --clips $(or $(CLIPS),../shared/clips)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Headless Chromium for tests/test_report_browser.py (Debian's chromium + chromium-driver),
+# installed only when missing. Without apt-get (not Debian/Ubuntu) it says so and the browser
+# test skips; with apt-get a failed install fails the target, so CI never skips silently.
+browser:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make browser: no apt-get here; install Chromium at /usr/bin/chromium to run the browser test"; exit 0; fi; \
+	SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+	echo "make browser: installing Debian's chromium and chromium-driver"; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

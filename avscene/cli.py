@@ -55,6 +55,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from avscene.report.page import write_report
+
+    print(write_report(args.run_dir))
+    return EXIT_OK
+
+
 def _add_train_args(p: argparse.ArgumentParser, *, lr: float, optimizer: str) -> None:
     """Flags every ``train`` sub-command shares (they map onto :class:`TrainConfig`)."""
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, logs, curves")
@@ -194,6 +201,131 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def _cmd_localize(args: argparse.Namespace) -> int:
+    from avscene.infer.localize import LocalizeOptions, localize_file, write_cam_outputs
+
+    model = _load_shift_model(args.model, args.device)
+    options = LocalizeOptions(max_windows=args.max_windows)
+    failed = 0
+    for path in _expand_inputs(args.videos):
+        try:
+            result = localize_file(model, path, options)
+            paths = write_cam_outputs(result, args.out_dir, model_name=str(args.model or DEFAULT_SHIFT_MODEL))
+        except (MediaError, ValueError) as err:
+            failed += 1
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        print(f"{path}: {result.describe()}; wrote {paths['video']}")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+#: Where ``avscene separate`` looks for a separation network when ``--model`` is not given.
+DEFAULT_SEPARATION_MODEL = Path("runs/demo/separation/checkpoint.pt")
+
+
+def _cmd_train_separation(args: argparse.Namespace) -> int:
+    from avscene.models.separation_net import get_preset
+    from avscene.train.loop import fit
+    from avscene.train.separation import make_separation_task
+
+    model_cfg = get_preset(args.preset, variant=args.variant)
+    data, val_data = args.data, args.val_data
+    if str(data) == "synthetic":
+        sets = _synthetic_separation_data(args.out / "synthetic", model_cfg, train=(args.synthetic_scenes, args.seed),
+                                          val=(max(8, args.synthetic_scenes // 8), args.seed + 10_000))
+        data, val_data = sets["train"], sets["val"]
+    task = make_separation_task(data, model_cfg, init=args.init, val_data=val_data, snr_db=tuple(args.snr_db),
+                                n_val=args.n_val, seed=args.seed, progress=args.progress)
+    checkpoint = fit(task, _train_config(args))
+    print(f"checkpoint: {checkpoint}")
+    return EXIT_OK
+
+
+def _synthetic_separation_data(root: Path, model_cfg, **sets: tuple[int, int]) -> dict[str, Path]:
+    """Generate (once) synthetic separation sets with stems at the model's rates: ``root/<name>``
+    with ``count`` scenes of seed ``seed`` for each ``name=(count, seed)``; random voice pairings."""
+    from avscene.synth import SceneConfig, write_dataset
+
+    config = SceneConfig(task="separation", fps=model_cfg.shift.fps, sample_rate=model_cfg.shift.sample_rate)
+    for name, (count, set_seed) in sets.items():
+        if not (root / name / "manifest.json").exists():
+            write_dataset(root / name, count, set_seed, task="separation", config=config)
+    return {name: root / name for name in sets}
+
+
+def _load_separation_model(path: Path | None, device: str):
+    from avscene.checkpoints import load_model
+    from avscene.models import SeparationNet
+    from avscene.train.runtime import pick_device
+
+    if path is None:
+        path = DEFAULT_SEPARATION_MODEL
+        if not path.exists():
+            raise FileNotFoundError(f"no model given and none at {path}: train one with "
+                                    "`avscene train separation` and pass --model")
+    model = load_model(path, pick_device(device))
+    if not isinstance(model, SeparationNet):
+        raise ValueError(f"{path}: not a separation checkpoint; train one with `avscene train separation`")
+    return model
+
+
+def _cmd_separate(args: argparse.Namespace) -> int:
+    from avscene.infer.separate import SeparateOptions, parse_mask, separate_file, write_separation
+
+    options = SeparateOptions(mask=parse_mask(args.mask), hop_frames=args.hop_frames, batch_size=args.batch_size,
+                              phase=args.phase, fit=args.fit)
+    model = _load_separation_model(args.model, args.device)
+    inputs = _expand_inputs(args.videos)
+    names: set[str] = set()
+    failed = 0
+    for path in inputs:
+        name = path.stem
+        k = 2
+        while name in names:  # two inputs with one stem: keep both outputs
+            name, k = f"{path.stem}_{k}", k + 1
+        try:
+            result = separate_file(model, path, options)
+            written = write_separation(result, args.out_dir, name=name, plot=args.plot)
+        except (MediaError, ValueError) as err:
+            failed += 1
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        names.add(name)
+        print(f"{path}: {result.describe()}")
+        for kind, dest in written.items():
+            print(f"  {kind}: {dest}")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _cmd_eval_separation(args: argparse.Namespace) -> int:
+    from avscene.data.mixtures import MixtureConfig
+    from avscene.data.separation_examples import separation_dataset
+    from avscene.metrics.separation import evaluate_separation
+
+    models = {}
+    for spec in args.model:
+        name, sep, ckpt = spec.partition("=")
+        if not sep or not name or not ckpt:
+            raise ValueError(f"--model takes NAME=CHECKPOINT, got {spec!r}")
+        if name in models:
+            raise ValueError(f"--model name {name!r} given twice")
+        models[name] = _load_separation_model(Path(ckpt), args.device)
+    cfg = next(iter(models.values())).config
+    data = args.data
+    if str(data) == "synthetic":
+        data = _synthetic_separation_data(args.out / "synthetic", cfg,
+                                          test=(args.synthetic_scenes, args.seed + 20_000))["test"]
+    dataset = separation_dataset(data, cfg, train=False, mixture=MixtureConfig(snr_db_range=tuple(args.snr_db)),
+                                 seed=args.seed, length=args.n_clips, clips_per_scene=args.clips_per_scene,
+                                 progress=args.progress)
+    table = evaluate_separation(models, dataset, batch_size=args.batch_size, include_mixture=args.mixture,
+                                phase=args.phase, progress=args.progress)
+    written = table.write(args.out)
+    print(table.to_markdown())
+    print("written: " + ", ".join(str(p) for p in written.values()))
+    return EXIT_OK
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avscene", description="Self-supervised audio-visual scene analysis (Owens & Efros 2018)."
@@ -234,6 +366,25 @@ def get_parser() -> argparse.ArgumentParser:
     _add_train_args(p, lr=1e-2, optimizer="sgd")
     p.set_defaults(func=_cmd_train_shift)
 
+    p = train.add_parser("separation", help="on/off-screen source separation (fine-tunes a shift network)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder of videos (mixtures of two videos), a synthetic separation set "
+                        "(`avscene synth --task separation`; ground-truth stems) or 'synthetic' to generate one")
+    p.add_argument("--val-data", dest="val_data", type=Path, default=None,
+                   help="held-out videos or scenes (default: ~10%% of --data, chosen by name)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="shift checkpoint to start the shift network from (ignored by scratch and audio-only)")
+    p.add_argument("--variant", default="full",
+                   help="Table 2 row: full, full-pit, mono, single-frame, no-early-fusion, scratch, audio-only")
+    p.add_argument("--preset", default="small", help="model preset: paper, small, tiny")
+    p.add_argument("--snr-db", dest="snr_db", type=float, nargs=2, metavar=("LO", "HI"), default=(0.0, 0.0),
+                   help="on/off SNR range of training mixtures in dB (default 0 0, the release)")
+    p.add_argument("--n-val", dest="n_val", type=int, default=32, help="held-out clips for validation")
+    p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=400,
+                   help="with --data synthetic: number of training scenes")
+    _add_train_args(p, lr=1e-4, optimizer="adam")
+    p.set_defaults(func=_cmd_train_separation, grad_clip=10.0, global_batch=8)
+
     p = sub.add_parser("sync", help="is the sound in sync? offset scan with units, sign and confidence")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
     p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
@@ -248,12 +399,67 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_sync)
 
+    p = sub.add_parser("localize", help="where is the sound? heat-map video, maps and peaks per frame")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
+    p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True,
+                   help="writes <name>_cam.mp4, <name>_cam.npy, <name>_cam.json, <name>_sheet.png")
+    p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
+    p.add_argument("--max-windows", dest="max_windows", type=int, default=None,
+                   help="model windows per video at most (default: cover every frame)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_localize)
+
     p = sub.add_parser("demo", help="run the whole system on the synthetic world (the main job)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--minutes", type=float, default=15.0, help="time budget for training steps")
     p.add_argument("--clips", type=Path, default=None, help="a folder of real videos to run on too")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("report", help="(re)write RUN_DIR/report.html, the results page, from RUN_DIR/summary.json")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a demo's output folder (e.g. runs/demo)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("separate", help="split a video's sound into on-screen and off-screen parts")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
+    p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True, metavar="OUT_DIR",
+                   help="writes <name>_on.wav, <name>_off.wav, <name>_on.mp4, <name>_off.mp4, <name>_spectrogram.png")
+    p.add_argument("--model", type=Path, default=None,
+                   help=f"separation checkpoint (default {DEFAULT_SEPARATION_MODEL})")
+    p.add_argument("--mask", default=None, metavar="left|right|X0,Y0,X1,Y1",
+                   help="grey out this region of the frames (pixels of the video) so its sound goes off-screen")
+    p.add_argument("--hop-frames", dest="hop_frames", type=int, default=None,
+                   help="frames between windows (default: half a clip)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--phase", choices=("pred", "mixture"), default="pred",
+                   help="phase of the outputs: the predicted one (release) or the mixture's")
+    p.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop", help="how frames fit the model's square")
+    p.add_argument("--no-plot", dest="plot", action="store_false", help="no spectrogram PNG")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_separate)
+
+    p = sub.add_parser("eval", help="evaluate trained models (separation: Table 2)")
+    evaluate = p.add_subparsers(dest="eval_task", required=True, metavar="TASK")
+    p = evaluate.add_parser("separation", help="on/off error, SDR, SIR, SAR, SI-SDR per model, by voice pairing")
+    p.add_argument("--data", type=Path, required=True,
+                   help="held-out synthetic separation set, a folder of videos (mixtures of two videos), "
+                        "or 'synthetic' to generate one")
+    p.add_argument("--model", action="append", required=True, metavar="NAME=CKPT",
+                   help="a separation checkpoint and its row name (repeat for several)")
+    p.add_argument("--out", type=Path, required=True, help="folder for separation_eval.{json,csv,md}")
+    p.add_argument("--clips-per-scene", dest="clips_per_scene", type=int, default=4)
+    p.add_argument("--n-clips", dest="n_clips", type=int, default=64, help="mixtures drawn from a folder of videos")
+    p.add_argument("--snr-db", dest="snr_db", type=float, nargs=2, metavar=("LO", "HI"), default=(0.0, 0.0),
+                   help="on/off SNR of mixtures drawn from a folder of videos")
+    p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=64,
+                   help="with --data synthetic: number of held-out scenes")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
+    p.add_argument("--phase", choices=("pred", "mixture"), default="pred")
+    p.add_argument("--no-mixture", dest="mixture", action="store_false", help="leave out the mixture baseline row")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=_cmd_eval_separation)
     return parser
 
 

@@ -96,3 +96,100 @@ def plot_confusion_matrix(confusion, class_names, path: str | os.PathLike, *, no
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def _log_spectrogram(audio, sample_rate: int, max_columns: int = 2000):
+    """dB magnitude (F, T) of mono ``audio`` (N,): Hann window of ~46 ms, 75 % overlap; long
+    signals get a larger hop so at most ``max_columns`` columns are drawn."""
+    import numpy as np
+
+    x = np.asarray(audio, np.float32)
+    n_fft = 1 << max(6, int(round(np.log2(0.046 * sample_rate))))
+    hop = max(n_fft // 4, -(-max(0, len(x) - n_fft) // max_columns))
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]  # (T, n_fft)
+    spec = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1))  # (T, F)
+    return 20 * np.log10(np.maximum(spec.T, 1e-5)), hop
+
+
+def plot_separation(mixture, on, off, sample_rate: int, path: str | os.PathLike, *, title: str = "separation",
+                    labels: tuple[str, str, str] = ("mixture", "on-screen", "off-screen")) -> Path:
+    """Spectrograms of the mixture and the two separated sounds, stacked, on one dB scale.
+    Each signal is float (N,) or (N, C) (channels are averaged) at ``sample_rate`` Hz."""
+    import numpy as np
+
+    signals = [np.asarray(s, np.float32) for s in (mixture, on, off)]
+    signals = [s.mean(axis=1) if s.ndim == 2 else s for s in signals]
+    specs = [_log_spectrogram(s, sample_rate) for s in signals]
+    top = max(float(spec.max()) for spec, _ in specs)
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True, sharey=True)
+    for ax, (spec, hop), label in zip(axes, specs, labels):
+        duration = spec.shape[1] * hop / sample_rate
+        im = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
+                       extent=(0, duration, 0, sample_rate / 2000), interpolation="nearest")
+        ax.set_ylabel("kHz")
+        ax.set_title(label, fontsize=10, loc="left")
+    axes[-1].set_xlabel("time (s)")
+    fig.colorbar(im, ax=list(axes), fraction=0.025, pad=0.01, label="dB")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def heatmap_overlay(frames, heat, lo: float, hi: float, *, max_alpha: float = 0.35, cmap: str = "jet"):
+    """Heat map ``heat`` (..., H, W) blended over uint8 RGB ``frames`` (..., H, W, 3).
+
+    Colour = ``cmap`` of ``heat`` clipped to [lo, hi]; opacity rises linearly from 0 at ``lo`` to
+    ``max_alpha`` at ``hi`` (the release ramps to its cap of 0.35 over the first 35 % of the range),
+    so weak responses stay invisible and the picture is never hidden. NaN (not seen by the model)
+    is left uncoloured. ``hi <= lo`` returns the frames unchanged.
+    """
+    import numpy as np
+
+    frames = np.asarray(frames)
+    if not hi > lo:
+        return frames.copy()
+    level = (np.asarray(heat, np.float32) - np.float32(lo)) * np.float32(255 / (hi - lo))  # (..., H, W)
+    np.nan_to_num(level, copy=False, nan=0.0)  # unseen pixels: level 0, i.e. no colour
+    index = np.clip(level, 0, 255, out=level).round().astype(np.uint8)  # (..., H, W)
+    # Integer blend through 256-entry tables: out = (frame * (256 - A) + A * colour) / 256 with
+    # A = 256 * alpha; the two weights sum to 256, so uint16 never overflows.
+    weight = np.round(256 * max_alpha * np.arange(256) / 255).astype(np.uint16)  # (256,) A
+    tinted = weight[:, None] * np.round(_colour_table(cmap)).astype(np.uint16)  # (256, 3) A * colour
+    out = frames.astype(np.uint16) * (256 - weight)[index][..., None]  # (..., H, W, 3)
+    out += tinted[index]
+    out += 128
+    return (out >> 8).astype(np.uint8)
+
+
+def _colour_table(cmap: str):
+    """(256, 3) float32 RGB in 0..255 of a matplotlib colormap."""
+    import numpy as np
+
+    if cmap not in _COLOUR_TABLES:
+        _COLOUR_TABLES[cmap] = (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.float32)
+    return _COLOUR_TABLES[cmap]
+
+
+_COLOUR_TABLES: dict = {}
+
+
+def plot_cam_sheet(images, titles, path: str | os.PathLike, *, peaks=None, title: str = "sound sources",
+                   n_cols: int = 3) -> Path:
+    """Contact sheet of heat-map overlays: ``images`` uint8 (H, W, 3) each, one ``titles`` line
+    each, and optionally ``peaks`` (x, y) in pixels marked with a cross."""
+    n = len(images)
+    n_cols = max(1, min(n_cols, n))
+    n_rows = -(-n // n_cols)
+    h, w = images[0].shape[:2]
+    fig_w = 3.4 * n_cols
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(fig_w, fig_w / n_cols * h / w * n_rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.flat, images)):
+        ax.imshow(image, interpolation="bilinear")
+        ax.set_title(titles[i], fontsize=8)
+        if peaks is not None and peaks[i] is not None:
+            ax.plot([peaks[i][0]], [peaks[i][1]], marker="+", color="white", ms=12, mew=2)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
