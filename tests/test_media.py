@@ -62,6 +62,24 @@ def test_window_after_a_seek_keeps_audio_and_video_aligned(click_video):
     assert abs(_onset(clip.audio) - frame_to_sample(40 - start_frame, fps, rate)) <= 63
 
 
+def test_audio_is_the_same_with_or_without_video(tmp_path):
+    """An audio-only read seeks straight to the window; without a decoder pre-roll AAC's first
+    frame after the seek comes out wrong, and shift negatives (audio-only reads) would differ
+    from positives (read with video) in a way a network could learn to spot. A 220 Hz tone keeps
+    the test blind to the resampler's sub-sample phase (+-24 us at 21 kHz), which differs
+    between any two seeks and is no cue."""
+    fps, rate = Fraction(30000, 1001), 22050
+    n = frame_to_sample(150, fps, rate)
+    tone = 0.5 * np.sin(2 * np.pi * 220 * np.arange(n) / rate)
+    frames = np.zeros((150, 32, 32, 3), np.uint8)
+    path = write_video(tmp_path / "tone.mp4", frames, fps, np.stack([tone, tone], 1).astype(np.float32), rate)
+    for start in (1.0, 2.37, 3.5):
+        both = read_clip(path, start, 1.0, fps=fps, sample_rate=21000).audio
+        alone = read_clip(path, start, 1.0, fps=fps, sample_rate=21000, video=False).audio
+        n = min(len(both), len(alone))
+        assert np.abs(both[:n] - alone[:n]).max() < 0.03, start
+
+
 def test_resampling_rate_and_channels(click_video):
     clip = read_clip(click_video, 0.5, 2.0, fps=15, sample_rate=16000, channels=1)
     assert clip.frames.shape[0] == 30 and clip.audio.shape == (32000, 1)

@@ -322,6 +322,11 @@ def read_clip(
         return clip
 
 
+#: How far before a window audio decoding starts (s): a few AAC/MP3/Opus frames of 1024-2048
+#: samples at 44.1-48 kHz.
+_AUDIO_PREROLL_S = Fraction(1, 5)
+
+
 def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, size, fit,
                    out_rate, out_channels, n_samples, threads) -> Clip:
     if vstream is not None and threads != 1:
@@ -330,7 +335,12 @@ def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, 
         vstream.codec_context.thread_count = threads
     # Seek a little early and check both streams really start at or before the window; when a
     # seek lands late (sparse keyframes, odd indexes) retry from further back, finally from 0.
-    for back_s in (0.0, 1.0, 5.0, None):
+    # Audio gets a pre-roll: a decoder started right at the window (an audio-only seek lands
+    # exactly there) has no previous frame to overlap-add with, so AAC's first ~46 ms after a
+    # seek come out wrong; decoding from _AUDIO_PREROLL_S earlier makes a window's samples the
+    # same whether or not video is read with it.
+    first_back = _AUDIO_PREROLL_S if astream is not None else Fraction(0)
+    for back_s in (first_back, 1.0, 5.0, None):
         seek_to = 0 if back_s is None else max(Fraction(0), start - Fraction(back_s))
         vwin = aw = None
         if vstream is not None:
