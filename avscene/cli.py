@@ -105,7 +105,7 @@ def _train_config(args: argparse.Namespace):
 def _cmd_train_shift(args: argparse.Namespace) -> int:
     from avscene.models import get_preset
     from avscene.train.loop import fit
-    from avscene.train.shift import make_shift_task
+    from avscene.train.shift import make_shift_task, write_synthetic_sync_data
 
     overrides = {}
     if args.audio_input:
@@ -115,7 +115,8 @@ def _cmd_train_shift(args: argparse.Namespace) -> int:
     model_cfg = get_preset(args.preset, **overrides)
     data, val_data = args.data, args.val_data
     if str(data) == "synthetic":
-        data, val_data = _synthetic_sync_data(args.out, args.synthetic_scenes, args.seed, model_cfg)
+        data, val_data = write_synthetic_sync_data(args.out / "synthetic", args.synthetic_scenes, args.seed,
+                                                   model_cfg, world=args.synthetic_world, progress=args.progress)
     task = make_shift_task(data, model_cfg, val_data=val_data, negatives=args.negatives,
                            shift_range_s=tuple(args.shift_range_s) if args.shift_range_s else None,
                            n_val=args.n_val, seed=args.seed, progress=args.progress)
@@ -124,19 +125,6 @@ def _cmd_train_shift(args: argparse.Namespace) -> int:
     checkpoint = fit(task, _train_config(args))
     print(f"checkpoint: {checkpoint}")
     return EXIT_OK
-
-
-def _synthetic_sync_data(out: Path, n: int, seed: int, model_cfg) -> tuple[Path, Path]:
-    """Generate (once) synthetic sync scenes for training and held-out validation."""
-    from avscene.synth import SceneConfig, write_dataset
-
-    root = out / "synthetic"
-    config = SceneConfig(task="sync", fps=model_cfg.fps, sample_rate=model_cfg.sample_rate)
-    sets = {"train": (n, seed), "val": (max(8, n // 8), seed + 10_000)}
-    for name, (count, set_seed) in sets.items():
-        if not (root / name / "manifest.json").exists():
-            write_dataset(root / name, count, set_seed, task="sync", config=config)
-    return root / "train", root / "val"
 
 
 def _expand_inputs(paths: list[Path]) -> list[Path]:
@@ -163,12 +151,14 @@ def _load_shift_model(path: Path | None, device: str):
 
 def _cmd_sync(args: argparse.Namespace) -> int:
     from avscene.files import write_csv, write_json
-    from avscene.infer.sync import SyncOptions, sync_file
+    from avscene.infer.sync import SyncOptions, read_calibration, sync_file
     from avscene.media.writer import write_shifted_audio
     from avscene.report.plots import plot_sync_scan
 
     model = _load_shift_model(args.model, args.device)
-    options = SyncOptions(max_offset_s=args.max_offset, hop_s=args.hop, max_windows=args.max_windows)
+    temperature = read_calibration(args.model or DEFAULT_SHIFT_MODEL) or 1.0
+    options = SyncOptions(max_offset_s=args.max_offset, hop_s=args.hop, max_windows=args.max_windows,
+                          temperature=temperature)
     inputs = _expand_inputs(args.videos)
     if args.fix and len(inputs) > 1:
         args.fix.mkdir(parents=True, exist_ok=True)
@@ -363,6 +353,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-val", dest="n_val", type=int, default=64, help="held-out clips for validation")
     p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=400,
                    help="with --data synthetic: number of training scenes")
+    p.add_argument("--synthetic-world", dest="synthetic_world", choices=("pulses", "full"), default="pulses",
+                   help="with --data synthetic: salient pulse scenes (learnable on a CPU, default) or all "
+                        "five motion kinds")
     _add_train_args(p, lr=1e-2, optimizer="sgd")
     p.set_defaults(func=_cmd_train_shift)
 

@@ -107,6 +107,47 @@ def peak_confidence(scores: np.ndarray, temperature: float) -> tuple[int, float]
     return best, float(p[max(0, best - 1) : best + 2].sum())
 
 
+#: Where the fitted scan temperature lives: next to the checkpoint it belongs to.
+CALIBRATION_NAME = "sync_calibration.json"
+
+
+def fit_temperature(scans: list[np.ndarray], truth_index: list[int]) -> float:
+    """The softmax temperature that maximises the likelihood of the true offsets (index into
+    each scan) over held-out scans: a grid search on a log scale, then a local refinement."""
+    def nll(t: float) -> float:
+        total = 0.0
+        for scores, k in zip(scans, truth_index):
+            z = np.asarray(scores, np.float64) / t
+            total -= z[k] - (z.max() + math.log(np.exp(z - z.max()).sum()))
+        return total
+    grid = np.exp(np.linspace(math.log(0.02), math.log(50.0), 61))
+    best = float(grid[int(np.argmin([nll(t) for t in grid]))])
+    fine = best * np.exp(np.linspace(-0.15, 0.15, 31))
+    return float(fine[int(np.argmin([nll(t) for t in fine]))])
+
+
+def write_calibration(checkpoint: str | os.PathLike, temperature: float) -> str:
+    """Store the fitted temperature beside ``checkpoint`` (read by :func:`read_calibration`)."""
+    from avscene.files import write_json
+
+    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), CALIBRATION_NAME)
+    return str(write_json(path, {"checkpoint": os.path.basename(checkpoint), "temperature": temperature,
+                                 "fitted_by": "benchmarks/offset.py (likelihood of true offsets)"}))
+
+
+def read_calibration(checkpoint: str | os.PathLike) -> float | None:
+    """The temperature stored beside ``checkpoint`` by :func:`write_calibration`, if any."""
+    import json
+
+    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), CALIBRATION_NAME)
+    if not os.path.exists(path):
+        return None
+    data = json.loads(open(path).read())
+    if data.get("checkpoint") != os.path.basename(checkpoint):
+        return None
+    return float(data["temperature"])
+
+
 def plan_windows(total_frames: int, n_frames: int, margin: int, hop: int, max_windows: int | None) -> list[int]:
     """Start frames of the windows to scan. Windows keep ``margin`` frames of audio on both
     sides when the video is long enough; a video shorter than that gets one centred window."""

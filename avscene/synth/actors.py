@@ -103,15 +103,18 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def build_actor(behaviour: Behaviour, shape: str, radius: float, colour: tuple[int, int, int],
                 tb: Timebase, width: int, height: int, rng: np.random.Generator, *,
-                sounding: bool = True, voice: Voice | None = None) -> Actor:
+                sounding: bool = True, voice: Voice | None = None, salience: float = 0.0) -> Actor:
     """Generate the motion (inside a ``width`` x ``height`` image) and, when ``sounding``, the
-    sound of one object. ``voice`` picks the talker of a ``talk`` behaviour (random if None)."""
+    sound of one object. ``voice`` picks the talker of a ``talk`` behaviour (random if None);
+    ``salience`` in [0, 1] strengthens a pulse (growth 30 % -> 80 %, brightening 56 % -> 70 %
+    of the way to white)."""
     lag = tb.samples(rng.uniform(*behaviour.lag_s)) if behaviour.lag_s[1] > 0 else 0
     lag_frames = tb.frames(behaviour.lag_s[1])
     size = np.array([width, height], np.float64)
     builder = {"bounce": _bounce, "pulse": _pulse, "talk": _talk, "shake": _shake, "roll": _roll}
+    extra = {"salience": salience} if behaviour.motion == "pulse" else {}
     motion, sound, onsets, voice = builder[behaviour.motion](
-        behaviour, shape, radius, tb, size, rng, sounding, voice, lag, lag_frames)
+        behaviour, shape, radius, tb, size, rng, sounding, voice, lag, lag_frames, **extra)
     if not sounding:
         sound, onsets = None, np.zeros(0, np.int64)
     else:
@@ -164,7 +167,7 @@ def _bounce(b, shape, radius, tb, size, rng, sounding, voice, lag, lag_frames):
     return motion, place(tb.n_samples, onsets, sounds), onsets, None
 
 
-def _pulse(b, shape, radius, tb, size, rng, sounding, voice, lag, lag_frames):
+def _pulse(b, shape, radius, tb, size, rng, sounding, voice, lag, lag_frames, salience=0.0):
     sr = tb.sample_rate
     min_gap = tb.frames(0.45)
     events = draw_event_frames(rng, 1, tb.n_frames, min_gap, float(tb.frames(0.45)))
@@ -174,11 +177,12 @@ def _pulse(b, shape, radius, tb, size, rng, sounding, voice, lag, lag_frames):
     peaks = rng.uniform(0.6, 1.0, len(events))
     env = burst_envelope(tb.n_samples, starts, hold, sr, 0.003, 0.06, peaks)  # visual timing
     vis = tb.per_frame(env, "max")  # a pulse shows on the frame its burst starts
-    scale = 1.0 + 0.3 * vis
-    margin = circumradius(shape, radius) * 1.3 + 1.0
+    growth = 0.3 + 0.5 * salience
+    scale = 1.0 + growth * vis
+    margin = circumradius(shape, radius) * (1.0 + growth) + 1.0
     centre = smooth_path(rng, tb, np.full(2, margin), size - margin, rng.uniform(0.2, 0.8))
     angle = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.6, 0.6) * tb.frame_times_s
-    motion = Motion(centre, angle, scale, 0.8 * vis, None, tuple(int(k) for k in events))
+    motion = Motion(centre, angle, scale, (0.8 + 0.2 * salience) * vis, None, tuple(int(k) for k in events))
     if not sounding:
         return motion, None, None, None
     env_audio = _shift(env, lag)

@@ -21,6 +21,11 @@ that made them. Tasks (``SceneConfig.task``):
 colours closer to the background (min RGB distance 100 - 60 d) and the distractor probabilities
 above. Audio SNR is set separately by ``snr_db``.
 
+``motions`` restricts the motion kinds of sync/localize objects; ``salience`` in [0, 1] makes
+events easier to see at low resolution: non-face objects 1 + 0.5 s times larger, pulses growing
+by 30 + 50 s % and brightening further. The CPU-scale shift benchmark trains on salient pulse
+scenes (``benchmarks/shift.py`` says why); the defaults keep the full world.
+
 Audio levels: every source is normalised to RMS 0.1 (mono, before constant-power panning) times
 a random +-3 dB, off-screen sources of sync/localize/action get ``offscreen_db`` more; pink
 stereo noise (inter-channel correlation 0.5) is added at ``snr_db`` below the sum of the
@@ -74,6 +79,8 @@ class SceneConfig:
     difficulty: float = 0.5
     voice_pairing: str = "random"            # separation: 'within' | 'across' | 'random'
     label: int | None = None                 # action: class label (None: random)
+    motions: tuple[str, ...] | None = None   # sync/localize: motion kinds to draw (None: all)
+    salience: float = 0.0                    # 0..1: larger objects, stronger pulses (see above)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -81,6 +88,13 @@ class SceneConfig:
         set_("sample_rate", int(self.sample_rate))
         for name in ("n_objects", "n_distractors", "n_offscreen"):
             set_(name, tuple(int(v) for v in getattr(self, name)))
+        if self.motions is not None:
+            set_("motions", tuple(str(m) for m in self.motions))
+            unknown = [m for m in self.motions if m not in MOTION_SOUNDS]
+            if unknown or not self.motions:
+                raise ValueError(f"motions must be a non-empty subset of {tuple(MOTION_SOUNDS)}, got {self.motions}")
+        if not 0.0 <= self.salience <= 1.0:
+            raise ValueError(f"salience must be in [0, 1], got {self.salience}")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if min(self.width, self.height) < 32:
@@ -108,6 +122,8 @@ class SceneConfig:
         d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
         for k in ("n_objects", "n_distractors", "n_offscreen"):
             d[k] = list(d[k])
+        if d["motions"] is not None:
+            d["motions"] = list(d["motions"])
         return d
 
     @classmethod
@@ -220,9 +236,10 @@ class _Spec:
     voice: object = None  # Voice or None
 
 
-def _random_behaviour(rng: np.random.Generator, exclude_motion: str | None = None) -> Behaviour:
-    """A plain behaviour: a uniform motion kind, then a uniform sound it can make."""
-    motions = [m for m in MOTION_SOUNDS if m != exclude_motion]
+def _random_behaviour(rng: np.random.Generator, exclude_motion: str | None = None,
+                      allowed: tuple[str, ...] | None = None) -> Behaviour:
+    """A plain behaviour: a uniform motion kind (among ``allowed``), then a uniform sound it can make."""
+    motions = [m for m in (allowed or MOTION_SOUNDS) if m != exclude_motion]
     motion = motions[rng.integers(len(motions))]
     sounds = MOTION_SOUNDS[motion]
     return Behaviour(motion, sounds[rng.integers(len(sounds))])
@@ -255,12 +272,12 @@ def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], i
         sounding[rng.permutation(n)[:n_snd]] = True
         specs = []
         for s in sounding:
-            b = _random_behaviour(rng)
+            b = _random_behaviour(rng, allowed=config.motions)
             specs.append(_Spec(b, _random_shape(rng, b), bool(s), True, gain()))
         n_off = int(rng.integers(config.n_offscreen[0], config.n_offscreen[1] + 1))
         specs += _offscreen_specs(rng, n_off, config.offscreen_db)
     elif task == "localize":
-        b = _random_behaviour(rng)
+        b = _random_behaviour(rng, allowed=config.motions)
         shape = _random_shape(rng, b)
         fam = shape_family(shape)
         n_dis = int(rng.integers(config.n_distractors[0], config.n_distractors[1] + 1))
@@ -343,12 +360,12 @@ def generate_scene(config: SceneConfig, seed: int) -> Scene:
         if spec.shape == "face":
             radius = arng.uniform(0.14, 0.2) * side * (1 - 0.15 * d)
         else:
-            radius = arng.uniform(0.07, 0.12) * side * (1 - 0.25 * d)
+            radius = arng.uniform(0.07, 0.12) * side * (1 - 0.25 * d) * (1 + 0.5 * config.salience)
         colour = _pick_colour(arng, spec, bg_mean, taken, 100.0 - 60.0 * d)
         if spec.onscreen:
             taken.append(colour)
         actors.append(build_actor(spec.behaviour, spec.shape, radius, colour, tb, W, H, arng,
-                                  sounding=spec.sounding, voice=spec.voice))
+                                  sounding=spec.sounding, voice=spec.voice, salience=config.salience))
 
     # --- pixels ----------------------------------------------------------------------------
     onscreen = [i for i, s in enumerate(specs) if s.onscreen]

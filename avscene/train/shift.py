@@ -20,9 +20,39 @@ from torch.utils.data import default_collate
 from avscene.data.shift_pairs import ShiftPairs, ShiftSampling, frames_to_video
 from avscene.data.videos import VideoIndex, index_videos
 from avscene.models import ShiftNet, ShiftNetConfig
+from avscene.synth import SceneConfig, write_dataset
 
 #: Stored frames are this much larger than the crop (the paper: 256 for 224 crops).
 FULL_TO_CROP = 256 / 224
+
+
+#: Synthetic worlds for sync pretraining (``avscene train shift --data synthetic``).
+#: ``pulses`` is the CPU-scale default: objects that grow and brighten with each tone or hiss
+#: burst, made salient (``SceneConfig.salience``), 1-2 objects with silent ones among them,
+#: off-screen sources, background clutter. Measured on this project's 2-core CPU, the ``small``
+#: preset learns it in a few hundred steps, while on the ``full`` world (five motion kinds at
+#: default salience) it stayed at chance for 600 steps: its cues (a bounce's contact, a
+#: mouth's opening, a roll's push) take a few pixels at 64 x 64 and need far more training.
+SYNTHETIC_SYNC_WORLDS = {
+    "pulses": dict(motions=("pulse",), salience=1.0, n_objects=(1, 2)),
+    "full": {},
+}
+
+
+def write_synthetic_sync_data(root: str | Path, n: int, seed: int, model_cfg: ShiftNetConfig, *,
+                              world: str = "pulses", progress: bool = True) -> tuple[Path, Path]:
+    """Generate (once; finished sets are reused) ``n`` training scenes of a synthetic sync world
+    under ``root/train`` and ``max(8, n // 8)`` held-out ones (other seeds) under ``root/val``."""
+    if world not in SYNTHETIC_SYNC_WORLDS:
+        raise ValueError(f"unknown synthetic world {world!r}; choose from {sorted(SYNTHETIC_SYNC_WORLDS)}")
+    root = Path(root)
+    config = SceneConfig(task="sync", fps=model_cfg.fps, sample_rate=model_cfg.sample_rate,
+                         **SYNTHETIC_SYNC_WORLDS[world])
+    sets = {"train": (n, seed), "val": (max(8, n // 8), seed + 10_000)}
+    for name, (count, set_seed) in sets.items():
+        if not (root / name / "manifest.json").exists():
+            write_dataset(root / name, count, set_seed, task="sync", config=config, progress=progress)
+    return root / "train", root / "val"
 
 
 def full_size_for(crop_size: int) -> int:
