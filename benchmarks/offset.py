@@ -28,7 +28,7 @@ from common import write_result
 
 from avscene.checkpoints import load_model
 from avscene.infer.sync import SyncOptions, fit_temperature, peak_confidence, sync_file, write_calibration
-from avscene.media import write_shifted_audio
+from avscene.media.writer import write_shifted_audio
 from avscene.synth import SceneConfig, write_dataset
 from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
 
