@@ -412,7 +412,7 @@ def write_separation(result: SeparationResult, out_dir: str | os.PathLike, *, na
     with the separated sound), plus ``<name>_spectrogram.png`` (mixture / on / off) if ``plot``.
     Every file is written atomically. Returns the paths by kind."""
     from avscene.media import write_wav
-    from avscene.media.remux import replace_audio
+    from avscene.media.writer import replace_audio
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -125,25 +125,17 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *, s
     return dest
 
 
-def write_shifted_audio(src: str | os.PathLike, dest: str | os.PathLike, advance_s: float) -> Path:
-    """Copy ``src`` to an mp4 at ``dest`` with its audio moved ``advance_s`` seconds earlier
-    (negative: later), keeping the video stream as it is (no re-encoding) and the duration: audio
-    advanced past the start is dropped, the gap left at the start or end is silence.
-
-    This is the fix for an offset found by ``avscene sync``: advance the audio by the offset.
-    """
+def replace_audio(src: str | os.PathLike, dest: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write ``dest`` (mp4): the video stream of ``src`` as it is, with ``audio`` (float32
+    (N, C) or (N,) in [-1, 1], clipped, at ``sample_rate`` Hz; sample 0 at the video's time 0)
+    instead of ``src``'s sound. Rates AAC lacks are resampled to the next one up (21 kHz ->
+    22.05 kHz). Raises :class:`MediaError` if ``src`` has no video or its codec cannot go into
+    an mp4."""
     src = check_input_path(src)
     dest = _check_output(dest)
     if dest.exists() and dest.samefile(src):
         raise MediaError(dest, "refusing to overwrite the input")
-    clip = read_clip(src, video=False)  # whole track at its own rate and channels
-    rate, audio = clip.sample_rate, clip.audio  # (N, C)
-    shift = round(advance_s * rate)
-    shifted = np.zeros_like(audio)
-    if shift >= 0:
-        shifted[: len(audio) - shift] = audio[shift:]
-    else:
-        shifted[-shift:] = audio[: len(audio) + shift]
+    audio = _as_audio(audio, dest)  # (N, C)
     with open_input(src) as container, atomic_path(dest) as tmp:
         vin = container.streams.video[0] if container.streams.video else None
         if vin is None:
@@ -153,16 +145,34 @@ def write_shifted_audio(src: str | os.PathLike, dest: str | os.PathLike, advance
                 vout = out.add_stream_from_template(vin)
             except (ValueError, av.FFmpegError) as err:
                 raise MediaError(src, f"its video codec cannot be copied into mp4 ({err})") from None
-            layout = layout_name(min(shifted.shape[1], 8))
-            aout = out.add_stream("aac", rate=aac_rate(rate))
-            aout.layout, aout.format = layout, "fltp"
+            aout = out.add_stream("aac", rate=aac_rate(int(sample_rate)))
+            aout.layout, aout.format = layout_name(audio.shape[1]), "fltp"
             for packet in container.demux(vin):
                 if packet.dts is None:
                     continue
                 packet.stream = vout
                 out.mux(packet)
-            _encode_audio(out, aout, np.clip(shifted, -1, 1), rate)
+            _encode_audio(out, aout, audio, int(sample_rate))
     return dest
+
+
+def write_shifted_audio(src: str | os.PathLike, dest: str | os.PathLike, advance_s: float) -> Path:
+    """Copy ``src`` to an mp4 at ``dest`` with its audio moved ``advance_s`` seconds earlier
+    (negative: later), keeping the video stream as it is (no re-encoding) and the duration: audio
+    advanced past the start is dropped, the gap left at the start or end is silence.
+
+    This is the fix for an offset found by ``avscene sync``: advance the audio by the offset.
+    """
+    src = check_input_path(src)
+    clip = read_clip(src, video=False)  # whole track at its own rate and channels
+    rate, audio = clip.sample_rate, clip.audio  # (N, C)
+    shift = round(advance_s * rate)
+    shifted = np.zeros_like(audio)
+    if shift >= 0:
+        shifted[: len(audio) - shift] = audio[shift:]
+    else:
+        shifted[-shift:] = audio[: len(audio) + shift]
+    return replace_audio(src, dest, shifted[:, :8], rate)
 
 
 class VideoWriter:
