@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avscene.constants import PAPER_CROP_SIZE, PAPER_FULL_SIZE, as_fps, frame_to_sample, seconds_to_frames
+from avscene.constants import frame_to_sample, seconds_to_frames
+from avscene.data.clips import ClipSampling
 from avscene.data.labelled import LabelledIndex, LabelledVideo
 from avscene.data.shift_pairs import center_crop
 from avscene.media import MediaError, read_clip
@@ -36,45 +37,24 @@ _MAX_READ_TRIES = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class ActionSampling:
-    """How action clips are cut: length and rates of the model's input, crop, augmentation.
+class ActionSampling(ClipSampling):
+    """How action clips are cut (the shared fields: :class:`ClipSampling`).
 
     ``audio_jitter_frames`` None: the release's 3 frames scaled by ``n_frames / 76`` (the
     paper's 2.56 s clip), at least 1, so short clips of the CPU presets get short jitters.
     ``use_audio`` False (vision-only models) skips decoding audio; the audio is then zeros.
     """
 
-    n_frames: int
-    fps: Fraction
-    sample_rate: int
-    crop_size: int
-    full_size: int
-    channels: int = 2
-    augment: bool = True
     audio_jitter_frames: int | None = None
-    flip_swaps_stereo: bool = True
     use_audio: bool = True
     fit: str = "crop"
-
-    def __post_init__(self):
-        object.__setattr__(self, "fps", as_fps(self.fps))
-        if self.full_size < self.crop_size:
-            raise ValueError(f"full_size {self.full_size} < crop_size {self.crop_size}")
-        if self.n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {self.n_frames}")
 
     @classmethod
     def for_model(cls, shift_cfg, *, augment: bool, audio_jitter_frames: int | None = None) -> "ActionSampling":
         """Clips for a network of config ``shift_cfg`` (a ShiftNetConfig): its clip length,
-        rates, crop and sound switch; frames stored at the paper's 256/224 of the crop."""
-        return cls(n_frames=shift_cfg.n_frames, fps=shift_cfg.fps, sample_rate=shift_cfg.sample_rate,
-                   crop_size=shift_cfg.crop_size, full_size=round(shift_cfg.crop_size * PAPER_FULL_SIZE / PAPER_CROP_SIZE),
-                   channels=shift_cfg.audio_channels, augment=augment, audio_jitter_frames=audio_jitter_frames,
+        rates, crop and sound switch."""
+        return cls(**cls.fields_for(shift_cfg), augment=augment, audio_jitter_frames=audio_jitter_frames,
                    use_audio=shift_cfg.use_sound)
-
-    @property
-    def n_samples(self) -> int:
-        return frame_to_sample(self.n_frames, self.fps, self.sample_rate)
 
     @property
     def jitter_frames(self) -> int:

@@ -62,7 +62,8 @@ import torch
 from torch.utils.data import Dataset
 
 from avscene.audio.resample import resample_audio
-from avscene.constants import PAPER_CROP_SIZE, PAPER_FULL_SIZE, as_fps, frame_to_sample
+from avscene.data.clips import ClipSampling
+from avscene.constants import frame_to_sample
 from avscene.data.action_clips import clip_starts
 from avscene.data.mixtures import MixtureConfig, make_mixture, off_screen_index
 from avscene.data.shift_pairs import center_crop
@@ -80,44 +81,21 @@ _MAX_TRIES = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class SeparationSampling:
-    """How separation clips are cut: the model's clip length, rates and crop; augmentation;
-    how the two sources are levelled (``mixture``); the RMS under which a clip counts as silent.
+class SeparationSampling(ClipSampling):
+    """How separation clips are cut (the shared fields: :class:`ClipSampling`); how the two
+    sources are levelled (``mixture``); the RMS under which a clip counts as silent.
     ``read_video`` False (audio-only models) skips decoding frames."""
 
-    n_frames: int
-    fps: Fraction
-    sample_rate: int
-    crop_size: int
-    full_size: int
-    channels: int = 2
-    augment: bool = True
-    flip_swaps_stereo: bool = True
     fit: str = "crop"
     mixture: MixtureConfig = MixtureConfig()
     min_rms: float = 1e-3
     read_video: bool = True
 
-    def __post_init__(self):
-        object.__setattr__(self, "fps", as_fps(self.fps))
-        if self.full_size < self.crop_size:
-            raise ValueError(f"full_size {self.full_size} < crop_size {self.crop_size}")
-        if self.n_frames < 1:
-            raise ValueError(f"n_frames must be >= 1, got {self.n_frames}")
-
     @classmethod
     def for_model(cls, cfg, *, augment: bool, mixture: MixtureConfig = MixtureConfig()) -> "SeparationSampling":
-        """Clips for a :class:`~avscene.models.SeparationNetConfig` ``cfg``: its clip, rates, crop
-        (stored at the paper's 256/224 of it) and whether it sees video."""
-        s = cfg.shift
-        return cls(n_frames=s.n_frames, fps=s.fps, sample_rate=s.sample_rate, crop_size=s.crop_size,
-                   full_size=round(s.crop_size * PAPER_FULL_SIZE / PAPER_CROP_SIZE), channels=s.audio_channels,
-                   augment=augment, mixture=mixture, read_video=cfg.uses_video)
-
-    @property
-    def n_samples(self) -> int:
-        """Samples per clip, ``frame_to_sample(n_frames)``."""
-        return frame_to_sample(self.n_frames, self.fps, self.sample_rate)
+        """Clips for a :class:`~avscene.models.SeparationNetConfig` ``cfg``: its shift network's
+        clip, rates and crop, and whether it sees video."""
+        return cls(**cls.fields_for(cfg.shift), augment=augment, mixture=mixture, read_video=cfg.uses_video)
 
 
 def _level(audio: np.ndarray, per_channel: bool) -> float:

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from fractions import Fraction
 from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avscene.constants import PAPER_CLIP_SECONDS, PAPER_SHIFT_RANGE_S, as_fps, frame_to_sample
+from avscene.constants import PAPER_CLIP_SECONDS, PAPER_SHIFT_RANGE_S
+from avscene.data.clips import ClipSampling
 from avscene.data.videos import VideoIndex
 from avscene.media import MediaError, read_clip
 
@@ -36,38 +36,20 @@ _MAX_READ_TRIES = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class ShiftSampling:
-    """How shift examples are cut from videos.
+class ShiftSampling(ClipSampling):
+    """How shift examples are cut from videos (the shared fields: :class:`ClipSampling`).
 
     ``shift_range_s`` defaults to the paper's 2.0-5.8 s scaled by ``clip_s / 4.2`` so that short
     clips of the CPU presets get proportionally short shifts.
     """
 
-    n_frames: int
-    fps: Fraction
-    sample_rate: int
-    crop_size: int
-    full_size: int
-    channels: int = 2
     shift_range_s: tuple[float, float] | None = None
     negatives: Negatives = "shift"
-    augment: bool = True
-    flip_swaps_stereo: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "fps", as_fps(self.fps))
-        if self.full_size < self.crop_size:
-            raise ValueError(f"full_size {self.full_size} < crop_size {self.crop_size}")
+        super().__post_init__()
         if self.negatives not in ("shift", "random-pair"):
             raise ValueError(f"negatives must be 'shift' or 'random-pair', got {self.negatives!r}")
-
-    @property
-    def clip_s(self) -> float:
-        return float(self.n_frames / self.fps)
-
-    @property
-    def n_samples(self) -> int:
-        return frame_to_sample(self.n_frames, self.fps, self.sample_rate)
 
     @property
     def shift_frames(self) -> tuple[int, int]:

@@ -22,10 +22,6 @@ from avscene.data.videos import VideoIndex, index_videos
 from avscene.models import ShiftNet, ShiftNetConfig
 from avscene.synth import SceneConfig, write_dataset
 
-#: Stored frames are this much larger than the crop (the paper: 256 for 224 crops).
-FULL_TO_CROP = 256 / 224
-
-
 #: Synthetic worlds for sync pretraining (``avscene train shift --data synthetic``).
 #: ``pulses`` is the CPU-scale default: objects that grow and brighten with each tone or hiss
 #: burst, made salient (``SceneConfig.salience``), 1-2 objects with silent ones among them,
@@ -55,10 +51,6 @@ def write_synthetic_sync_data(root: str | Path, n: int, seed: int, model_cfg: Sh
     return root / "train", root / "val"
 
 
-def full_size_for(crop_size: int) -> int:
-    return round(crop_size * FULL_TO_CROP)
-
-
 def split_index(index: VideoIndex, val_fraction: float = 0.1) -> tuple[VideoIndex, VideoIndex]:
     """Hold out ~``val_fraction`` of the videos, chosen by a stable hash of the file name (so the
     split does not change when files are added). With fewer than 2 videos both sides share them."""
@@ -74,9 +66,7 @@ def split_index(index: VideoIndex, val_fraction: float = 0.1) -> tuple[VideoInde
 
 def shift_sampling(model_cfg: ShiftNetConfig, *, negatives: str, shift_range_s, augment: bool) -> ShiftSampling:
     """How examples for ``model_cfg`` are cut: its clip length, rates and crop."""
-    return ShiftSampling(n_frames=model_cfg.n_frames, fps=model_cfg.fps, sample_rate=model_cfg.sample_rate,
-                         crop_size=model_cfg.crop_size, full_size=full_size_for(model_cfg.crop_size),
-                         channels=model_cfg.audio_channels, shift_range_s=shift_range_s, negatives=negatives,
+    return ShiftSampling(**ShiftSampling.fields_for(model_cfg), shift_range_s=shift_range_s, negatives=negatives,
                          augment=augment)
 
 
