@@ -36,8 +36,8 @@ from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
-from avscene.data.videos import VIDEO_SUFFIXES, find_videos
-from avscene.media import MediaError, MediaInfo, probe
+from avscene.data.videos import VIDEO_SUFFIXES, find_videos, screen_video
+from avscene.media import MediaInfo
 
 LAYOUTS = ("auto", "ucf101", "folders", "csv", "synth")
 SUBSETS = ("train", "test")
@@ -299,17 +299,9 @@ def _probe_all(entries: Sequence[tuple[Path, int]], *, min_duration_s: float, ne
                progress: bool) -> tuple[list[LabelledVideo], list[tuple[str, str]]]:
     videos, skipped = [], []
     for path, label in tqdm(entries, desc="probing videos", unit="file", disable=not progress):
-        try:
-            info = probe(path)
-        except MediaError as err:
-            skipped.append((str(path), err.reason))
-            continue
-        if not info.has_video:
-            skipped.append((str(path), "no video stream"))
-        elif need_audio and not info.has_audio:
-            skipped.append((str(path), "no audio stream"))
-        elif info.duration_s < min_duration_s:
-            skipped.append((str(path), f"too short ({info.duration_s:.2f} s < {min_duration_s:.2f} s)"))
+        info, why = screen_video(path, min_duration_s=min_duration_s, need_audio=need_audio)
+        if info is None:
+            skipped.append((str(path), why))
         else:
             videos.append(LabelledVideo(info, label))
     return videos, skipped

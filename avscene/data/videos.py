@@ -57,17 +57,26 @@ def index_videos(root: str | os.PathLike, *, min_duration_s: float, need_audio: 
     last at least ``min_duration_s``."""
     videos, skipped = [], []
     for path in tqdm(find_videos(root), desc="probing videos", unit="file", disable=not progress):
-        try:
-            info = probe(path)
-        except MediaError as err:
-            skipped.append((str(path), err.reason))
-            continue
-        if not info.has_video:
-            skipped.append((str(path), "no video stream"))
-        elif need_audio and not info.has_audio:
-            skipped.append((str(path), "no audio stream"))
-        elif info.duration_s < min_duration_s:
-            skipped.append((str(path), f"too short ({info.duration_s:.2f} s < {min_duration_s:.2f} s)"))
+        info, why = screen_video(path, min_duration_s=min_duration_s, need_audio=need_audio)
+        if info is None:
+            skipped.append((str(path), why))
         else:
             videos.append(info)
     return VideoIndex(tuple(videos), tuple(skipped))
+
+
+def screen_video(path: Path, *, min_duration_s: float = 0.0, need_audio: bool = True) -> tuple[MediaInfo | None, str]:
+    """Probe ``path`` and say whether it is usable: ``(info, "")``, or ``(None, why not)`` when it
+    is unreadable, has no video (or no audio, with ``need_audio``) or is shorter than
+    ``min_duration_s``."""
+    try:
+        info = probe(path)
+    except MediaError as err:
+        return None, err.reason
+    if not info.has_video:
+        return None, "no video stream"
+    if need_audio and not info.has_audio:
+        return None, "no audio stream"
+    if info.duration_s < min_duration_s:
+        return None, f"too short ({info.duration_s:.2f} s < {min_duration_s:.2f} s)"
+    return info, ""
