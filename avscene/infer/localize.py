@@ -59,7 +59,7 @@ import torch.nn.functional as F
 
 from avscene.constants import as_fps, frame_to_sample
 from avscene.data.shift_pairs import frames_to_video
-from avscene.media import ClipRangeError, MediaError, NoStreamError, probe, read_clip
+from avscene.media import ClipRangeError, MediaError, probe, read_clip
 
 FITS = ("crop", "pad", "squash")
 
@@ -444,10 +444,7 @@ def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = Loc
     """
     cfg = model.config
     n, fps_m = cfg.n_frames, cfg.fps
-    info = probe(path)
-    for needed, present in (("video", info.has_video), ("audio", info.has_audio)):
-        if not present:
-            raise NoStreamError(path, f"has no {needed} stream")
+    info = probe(path, need_video=True, need_audio=True)
     if not info.fps or not info.width or not info.height:
         raise MediaError(path, "video stream has no readable frame rate or size")
     fps_v = info.fps

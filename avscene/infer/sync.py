@@ -26,7 +26,7 @@ import torch
 
 from avscene.constants import frame_to_sample
 from avscene.data.shift_pairs import frames_to_video
-from avscene.media import ClipRangeError, NoStreamError, probe, read_clip
+from avscene.media import ClipRangeError, probe, read_clip
 from avscene.models import ShiftNet
 
 
@@ -220,10 +220,7 @@ def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = S
     """Scan a media file window by window (bounded memory: one window's frames at a time)."""
     cfg = model.config
     fps, n = cfg.fps, cfg.n_frames
-    info = probe(path)
-    for needed, present in (("video", info.has_video), ("audio", info.has_audio)):
-        if not present:
-            raise NoStreamError(path, f"has no {needed} stream")
+    info = probe(path, need_video=True, need_audio=True)
     total = math.floor(info.duration_s * fps + Fraction(1, 1000))
     if total < n:
         raise ClipRangeError(path, f"too short for the model: {info.duration_s:.2f} s, needs {float(n / fps):.2f} s")

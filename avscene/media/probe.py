@@ -17,7 +17,7 @@ from typing import Iterator
 
 import av
 
-from avscene.media.errors import MediaError
+from avscene.media.errors import MediaError, NoStreamError
 
 #: Paths opened for reading in this process; the writers refuse to replace any of them.
 _INPUTS_SEEN: set[tuple[int, int]] = set()
@@ -161,13 +161,17 @@ def measured_duration(container: av.container.InputContainer) -> float:
     return _scan_end_time(container, 0.0)
 
 
-def probe(path: str | os.PathLike) -> MediaInfo:
-    """Describe the media file at ``path``; raises :class:`MediaError` if it is unusable."""
+def probe(path: str | os.PathLike, *, need_video: bool = False, need_audio: bool = False) -> MediaInfo:
+    """Describe the media file at ``path``; raises :class:`MediaError` if it is unusable, and
+    :class:`NoStreamError` if it lacks a video (``need_video``) or audio (``need_audio``) stream."""
     with open_input(path) as container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
         if video is None and audio is None:
             raise MediaError(path, "has neither a video nor an audio stream")
+        for needed, stream, wanted in (("video", video, need_video), ("audio", audio, need_audio)):
+            if wanted and stream is None:
+                raise NoStreamError(path, f"has no {needed} stream")
         duration = measured_duration(container)
         fields: dict = {}
         if video is not None:
