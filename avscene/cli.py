@@ -137,16 +137,24 @@ def _expand_inputs(paths: list[Path]) -> list[Path]:
     return out
 
 
-def _load_shift_model(path: Path | None, device: str):
+def _load_task_model(path: Path | None, device: str, task: str):
+    """The model of a ``task`` checkpoint (``shift`` or ``separation``) at ``path``, or at the
+    task's default path when None; a clear error when there is none or it is of another task."""
     from avscene.checkpoints import load_model
+    from avscene.models import SeparationNet, ShiftNet
     from avscene.train.runtime import pick_device
 
+    default, model_class = {"shift": (DEFAULT_SHIFT_MODEL, ShiftNet),
+                            "separation": (DEFAULT_SEPARATION_MODEL, SeparationNet)}[task]
+    hint = f"train one with `avscene train {task}`" + (" (or run `make demo`)" if task == "shift" else "")
     if path is None:
-        path = DEFAULT_SHIFT_MODEL
+        path = default
         if not path.exists():
-            raise FileNotFoundError(f"no model given and none at {path}: train one with "
-                                    "`avscene train shift` (or run `make demo`) and pass --model")
-    return load_model(path, pick_device(device))
+            raise FileNotFoundError(f"no model given and none at {path}: {hint} and pass --model")
+    model = load_model(path, pick_device(device))
+    if not isinstance(model, model_class):
+        raise ValueError(f"{path}: not a {task} checkpoint; {hint}")
+    return model
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
@@ -155,7 +163,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from avscene.media.writer import write_shifted_audio
     from avscene.report.plots import plot_sync_scan
 
-    model = _load_shift_model(args.model, args.device)
+    model = _load_task_model(args.model, args.device, "shift")
     temperature = read_calibration(args.model or DEFAULT_SHIFT_MODEL) or 1.0
     options = SyncOptions(max_offset_s=args.max_offset, hop_s=args.hop, max_windows=args.max_windows,
                           temperature=temperature)
@@ -194,7 +202,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 def _cmd_localize(args: argparse.Namespace) -> int:
     from avscene.infer.localize import LocalizeOptions, localize_file, write_cam_outputs
 
-    model = _load_shift_model(args.model, args.device)
+    model = _load_task_model(args.model, args.device, "shift")
     options = LocalizeOptions(max_windows=args.max_windows)
     failed = 0
     for path in _expand_inputs(args.videos):
@@ -243,28 +251,12 @@ def _synthetic_separation_data(root: Path, model_cfg, **sets: tuple[int, int]) -
     return {name: root / name for name in sets}
 
 
-def _load_separation_model(path: Path | None, device: str):
-    from avscene.checkpoints import load_model
-    from avscene.models import SeparationNet
-    from avscene.train.runtime import pick_device
-
-    if path is None:
-        path = DEFAULT_SEPARATION_MODEL
-        if not path.exists():
-            raise FileNotFoundError(f"no model given and none at {path}: train one with "
-                                    "`avscene train separation` and pass --model")
-    model = load_model(path, pick_device(device))
-    if not isinstance(model, SeparationNet):
-        raise ValueError(f"{path}: not a separation checkpoint; train one with `avscene train separation`")
-    return model
-
-
 def _cmd_separate(args: argparse.Namespace) -> int:
     from avscene.infer.separate import SeparateOptions, parse_mask, separate_file, write_separation
 
     options = SeparateOptions(mask=parse_mask(args.mask), hop_frames=args.hop_frames, batch_size=args.batch_size,
                               phase=args.phase, fit=args.fit)
-    model = _load_separation_model(args.model, args.device)
+    model = _load_task_model(args.model, args.device, "separation")
     inputs = _expand_inputs(args.videos)
     names: set[str] = set()
     failed = 0
@@ -299,7 +291,7 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
             raise ValueError(f"--model takes NAME=CHECKPOINT, got {spec!r}")
         if name in models:
             raise ValueError(f"--model name {name!r} given twice")
-        models[name] = _load_separation_model(Path(ckpt), args.device)
+        models[name] = _load_task_model(Path(ckpt), args.device, "separation")
     cfg = next(iter(models.values())).config
     data = args.data
     if str(data) == "synthetic":
