@@ -39,7 +39,7 @@ from avscene.train.shift import SYNTHETIC_SYNC_WORLDS, ShiftTask, make_shift_tas
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("runs/bench/shift"))
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/shift2"))
     ap.add_argument("--world", choices=sorted(SYNTHETIC_SYNC_WORLDS), default="pulses")
     ap.add_argument("--scenes", type=int, default=200)
     ap.add_argument("--steps", type=int, default=800)
