@@ -19,7 +19,7 @@ voice groups.
 from avscene.synth.actions import (ACTION_CLASSES, ACTIONS, SOUND_PAIRS, TIMING_PAIRS, ActionClass,
                                    action_class_names, action_index)
 from avscene.synth.actors import MOTION_SOUNDS, MOTIONS, SOUND_KINDS, Actor, Behaviour, build_actor
-from avscene.synth.dataset import (load_ground_truth, load_manifest, scene_record, scene_seed,
+from avscene.synth.dataset import (ensure_dataset, load_ground_truth, load_manifest, scene_record, scene_seed,
                                    write_dataset)
 from avscene.synth.render import SHAPE_FAMILIES, SHAPES
 from avscene.synth.scene import TASKS, VOICE_PAIRINGS, ObjectInfo, Scene, SceneConfig, generate_scene
@@ -27,6 +27,7 @@ from avscene.synth.timebase import Timebase
 from avscene.synth.voices import VOICE_GROUPS, VOICES, Babble, Voice, babble, voices_in_group
 
 __all__ = [
+    "ensure_dataset",
     "ACTIONS", "ACTION_CLASSES", "ActionClass", "Actor", "Babble", "Behaviour", "MOTIONS",
     "MOTION_SOUNDS", "ObjectInfo", "SHAPES", "SHAPE_FAMILIES", "SOUND_KINDS", "SOUND_PAIRS",
     "Scene", "SceneConfig", "TASKS", "TIMING_PAIRS", "Timebase", "VOICES", "VOICE_GROUPS",

@@ -166,6 +166,24 @@ def write_dataset(out_dir: str | os.PathLike, n: int, seed: int, *, task: str | 
     return _write_json(out / "manifest.json", manifest)
 
 
+
+def ensure_dataset(out_dir: str | os.PathLike, n: int, seed: int, *, config: SceneConfig, progress: bool = True,
+                   stems: bool = True) -> Path:
+    """:func:`write_dataset` once: a finished set (its manifest written) of the same count, seed
+    and scene config is reused; one written with others is an error, never silently reused or
+    overwritten. Returns the set's folder."""
+    out = Path(out_dir)
+    if (out / "manifest.json").exists():
+        manifest = load_manifest(out)
+        if (manifest.get("n"), manifest.get("seed"), manifest.get("config")) != (n, seed, config.to_dict()):
+            raise ValueError(f"{out} holds {manifest.get('n')} scenes of seed {manifest.get('seed')} written with "
+                             f"another config than the {n} scenes of seed {seed} asked for; delete it or choose "
+                             "another folder")
+        return out
+    write_dataset(out, n, seed, config=config, progress=progress, stems=stems)
+    return out
+
+
 def _stem_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     return p.with_suffix("") if p.suffix in {".mp4", ".npz", ".json"} else p
