@@ -50,8 +50,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from avscene.demo import run_demo
 
-    report = run_demo(args.out, minutes=args.minutes, clips=args.clips, seed=args.seed)
-    print(f"demo done: {report}")
+    report = run_demo(args.out, minutes=args.minutes, clips=args.clips, seed=args.seed, preset=args.preset)
+    print(f"demo done; open the results page: {report.resolve().as_uri()}")
     return EXIT_OK
 
 
@@ -60,6 +60,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     print(write_report(args.run_dir))
     return EXIT_OK
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from avscene.data.shards import prepare_main
+    from avscene.models import get_preset
+    from avscene.train.shift import shard_settings
+
+    settings = shard_settings(get_preset(args.preset),
+                              shift_range_s=tuple(args.shift_range_s) if args.shift_range_s else None)
+    # flags left out keep prepare_shards' defaults
+    settings.update({k: getattr(args, k) for k in ("clips_per_shard", "jpeg_q", "seed")
+                     if getattr(args, k) is not None})
+    code = prepare_main(args.video_dir, args.out, workers=args.workers, progress=args.progress, **settings)
+    print(f"plan and report: {args.out / 'plan.json'}, {args.out / 'report.json'}")
+    print(f"train with: avscene train shift --data {args.out} --preset {args.preset} --out RUN")
+    return code
 
 
 def _add_train_args(p: argparse.ArgumentParser, *, lr: float, optimizer: str) -> None:
@@ -119,7 +135,7 @@ def _cmd_train_shift(args: argparse.Namespace) -> int:
                                                    model_cfg, world=args.synthetic_world, progress=args.progress)
     task = make_shift_task(data, model_cfg, val_data=val_data, negatives=args.negatives,
                            shift_range_s=tuple(args.shift_range_s) if args.shift_range_s else None,
-                           n_val=args.n_val, seed=args.seed, progress=args.progress)
+                           n_val=args.n_val, seed=args.seed, progress=args.progress, num_workers=args.num_workers)
     if task.train_index.skipped:
         print(task.train_index.report(), file=sys.stderr)
     checkpoint = fit(task, _train_config(args))
@@ -138,14 +154,15 @@ def _expand_inputs(paths: list[Path]) -> list[Path]:
 
 
 def _load_task_model(path: Path | None, device: str, task: str):
-    """The model of a ``task`` checkpoint (``shift`` or ``separation``) at ``path``, or at the
-    task's default path when None; a clear error when there is none or it is of another task."""
+    """The model of a ``task`` checkpoint (``shift``, ``separation`` or ``action``) at ``path``, or
+    at the task's default path when None; a clear error when there is none or it is of another task."""
     from avscene.checkpoints import load_model
-    from avscene.models import SeparationNet, ShiftNet
+    from avscene.models import ActionNet, SeparationNet, ShiftNet
     from avscene.train.runtime import pick_device
 
     default, model_class = {"shift": (DEFAULT_SHIFT_MODEL, ShiftNet),
-                            "separation": (DEFAULT_SEPARATION_MODEL, SeparationNet)}[task]
+                            "separation": (DEFAULT_SEPARATION_MODEL, SeparationNet),
+                            "action": (DEFAULT_ACTION_MODEL, ActionNet)}[task]
     hint = f"train one with `avscene train {task}`" + (" (or run `make demo`)" if task == "shift" else "")
     if path is None:
         path = default
@@ -153,7 +170,7 @@ def _load_task_model(path: Path | None, device: str, task: str):
             raise FileNotFoundError(f"no model given and none at {path}: {hint} and pass --model")
     model = load_model(path, pick_device(device))
     if not isinstance(model, model_class):
-        raise ValueError(f"{path}: not a {task} checkpoint; {hint}")
+        raise ValueError(f"{path}: not {'an' if task[0] in 'aeiou' else 'a'} {task} checkpoint; {hint}")
     return model
 
 
@@ -224,31 +241,20 @@ DEFAULT_SEPARATION_MODEL = Path("runs/demo/separation/checkpoint.pt")
 def _cmd_train_separation(args: argparse.Namespace) -> int:
     from avscene.models.separation_net import get_preset
     from avscene.train.loop import fit
-    from avscene.train.separation import make_separation_task
+    from avscene.train.separation import make_separation_task, write_synthetic_separation_data
 
     model_cfg = get_preset(args.preset, variant=args.variant)
     data, val_data = args.data, args.val_data
     if str(data) == "synthetic":
-        sets = _synthetic_separation_data(args.out / "synthetic", model_cfg, train=(args.synthetic_scenes, args.seed),
-                                          val=(max(8, args.synthetic_scenes // 8), args.seed + 10_000))
+        sets = write_synthetic_separation_data(args.out / "synthetic", model_cfg, progress=args.progress,
+                                               train=(args.synthetic_scenes, args.seed),
+                                               val=(max(8, args.synthetic_scenes // 8), args.seed + 10_000))
         data, val_data = sets["train"], sets["val"]
     task = make_separation_task(data, model_cfg, init=args.init, val_data=val_data, snr_db=tuple(args.snr_db),
                                 n_val=args.n_val, seed=args.seed, progress=args.progress)
     checkpoint = fit(task, _train_config(args))
     print(f"checkpoint: {checkpoint}")
     return EXIT_OK
-
-
-def _synthetic_separation_data(root: Path, model_cfg, **sets: tuple[int, int]) -> dict[str, Path]:
-    """Generate (once) synthetic separation sets with stems at the model's rates: ``root/<name>``
-    with ``count`` scenes of seed ``seed`` for each ``name=(count, seed)``; random voice pairings."""
-    from avscene.synth import SceneConfig, write_dataset
-
-    config = SceneConfig(task="separation", fps=model_cfg.shift.fps, sample_rate=model_cfg.shift.sample_rate)
-    for name, (count, set_seed) in sets.items():
-        if not (root / name / "manifest.json").exists():
-            write_dataset(root / name, count, set_seed, task="separation", config=config)
-    return {name: root / name for name in sets}
 
 
 def _cmd_separate(args: argparse.Namespace) -> int:
@@ -283,6 +289,7 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
     from avscene.data.mixtures import MixtureConfig
     from avscene.data.separation_examples import separation_dataset
     from avscene.metrics.separation import evaluate_separation
+    from avscene.train.separation import write_synthetic_separation_data
 
     models = {}
     for spec in args.model:
@@ -295,8 +302,8 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
     cfg = next(iter(models.values())).config
     data = args.data
     if str(data) == "synthetic":
-        data = _synthetic_separation_data(args.out / "synthetic", cfg,
-                                          test=(args.synthetic_scenes, args.seed + 20_000))["test"]
+        data = write_synthetic_separation_data(args.out / "synthetic", cfg, progress=args.progress,
+                                               test=(args.synthetic_scenes, args.seed + 20_000))["test"]
     dataset = separation_dataset(data, cfg, train=False, mixture=MixtureConfig(snr_db_range=tuple(args.snr_db)),
                                  seed=args.seed, length=args.n_clips, clips_per_scene=args.clips_per_scene,
                                  progress=args.progress)
@@ -306,6 +313,87 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
     print(table.to_markdown())
     print("written: " + ", ".join(str(p) for p in written.values()))
     return EXIT_OK
+
+
+#: Where ``avscene classify`` looks for an action network when ``--model`` is not given.
+DEFAULT_ACTION_MODEL = Path("runs/demo/action/checkpoint.pt")
+def _cmd_train_action(args: argparse.Namespace) -> int:
+    import os
+
+    from avscene.models import get_preset
+    from avscene.synth import ACTION_CLASSES
+    from avscene.train.action import make_action_task, read_shift_checkpoint, write_synthetic_action_data
+    from avscene.train.loop import fit
+
+    init = None if str(args.init) == "scratch" else args.init
+    if init is not None:  # the checkpoint's architecture; a --preset given too must match it
+        shift_cfg = read_shift_checkpoint(init)[0] if args.preset is None else get_preset(args.preset)
+    else:
+        shift_cfg = get_preset(args.preset or "small")
+    data, val_data = args.data, args.val_data
+    if str(data) == "synthetic":
+        k = len(ACTION_CLASSES)
+        sets = write_synthetic_action_data(args.out / "synthetic", shift_cfg, progress=args.progress,
+                                     train=(k * args.synthetic_per_class, args.seed),
+                                     val=(k * max(1, args.synthetic_per_class // 4), args.seed + 10_000))
+        data, val_data = sets["train"], sets["val"]
+    task = make_action_task(data, shift_cfg, init=init, val_data=val_data,
+                            layout="synth" if args.layout == "synthetic" else args.layout, split=args.split,
+                            splits_dir=args.splits_dir, use_sound=not args.no_sound,
+                            freeze_backbone=args.freeze_backbone, clip_s=args.clip_s, n_val=args.n_val,
+                            seed=args.seed, progress=args.progress)
+    for index in (task.train_index, task.val_index):
+        if index.skipped:
+            print(index.report(), file=sys.stderr)
+    checkpoint = fit(task, _train_config(args))
+    print(f"checkpoint: {checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun: one evaluation
+        _evaluate_action_run(checkpoint, task.val_index, args)
+    return EXIT_OK
+
+
+def _evaluate_action_run(checkpoint: Path, index, args: argparse.Namespace) -> None:
+    """Clip-averaged accuracy of the trained model on the validation videos: RUN/eval.json and
+    RUN/confusion.png."""
+    from avscene.files import write_json
+    from avscene.infer.classify import evaluate
+    from avscene.report.plots import plot_confusion_matrix
+
+    model = _load_task_model(checkpoint, args.device, "action")
+    result = evaluate(model, index, n_clips=args.eval_clips, progress=args.progress)
+    write_json(args.out / "eval.json", {"checkpoint": str(checkpoint), "data": index.source,
+                                        "init": str(args.init), "use_sound": not args.no_sound,
+                                        "freeze_backbone": args.freeze_backbone, **result.to_dict()})
+    plot_confusion_matrix(result.confusion, result.class_names, args.out / "confusion.png",
+                          title=f"validation: top-1 {100 * result.top1:.1f}% over {result.n_videos} videos")
+    print(f"validation: {result.describe()}")
+    print(f"written: {args.out / 'eval.json'}, {args.out / 'confusion.png'}")
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from avscene.files import write_json
+    from avscene.infer.classify import classify_file
+
+    if args.top_k < 1 or args.clips < 1:
+        raise ValueError(f"--top-k and --clips must be >= 1, got {args.top_k} and {args.clips}")
+    model = _load_task_model(args.model, args.device, "action")
+    rows, failed = [], 0
+    for path in _expand_inputs(args.videos):
+        try:
+            result = classify_file(model, path, n_clips=args.clips, top_k=args.top_k)
+        except (MediaError, ValueError) as err:
+            failed += 1
+            print(f"error: {err}", file=sys.stderr)
+            rows.append({"path": str(path), "error": str(err)})
+            continue
+        top = result.top()  # [(label, name, probability)], most probable first
+        print(f"{path}: " + ", ".join(f"{name} {p:.2f}" for _, name, p in top))
+        rows.append({"path": str(path), "label": result.name, "prob": round(result.probability, 6),
+                     "top": [{"label": name, "prob": round(p, 6)} for _, name, p in top],
+                     "n_clips": len(result.clip_starts_s), "clip_starts_s": [round(t, 4) for t in result.clip_starts_s]})
+    if args.json:
+        write_json(args.json, rows)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -329,13 +417,35 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 
+    p = sub.add_parser("prepare", help="cut a folder of videos into WebDataset shards for training at scale")
+    p.add_argument("video_dir", type=Path, metavar="VIDEO_DIR", help="folder of videos (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, metavar="SHARD_DIR",
+                   help="writes shard-NNNNNN.tar (+ .json summaries), plan.json and report.json (skipped files); "
+                        "run again to resume")
+    p.add_argument("--preset", default="small",
+                   help="model preset the shards are for (its frame size, frame rate, sample rate and clip length): "
+                        "paper, paper-cam, small, tiny")
+    p.add_argument("--shift-range", dest="shift_range_s", type=float, nargs=2, metavar=("MIN_S", "MAX_S"),
+                   default=None, help="the --shift-range you will train with (sets the segment length)")
+    p.add_argument("--workers", type=int, default=1, help="processes probing and encoding (default 1)")
+    p.add_argument("--clips-per-shard", dest="clips_per_shard", type=int, default=None,
+                   help="segments per shard (default 64, ~150-400 MB at the paper's size)")
+    p.add_argument("--jpeg-q", dest="jpeg_q", type=int, default=None,
+                   help="MJPEG quantiser, 2 (finest) .. 31 (default 3)")
+    p.add_argument("--seed", type=int, default=None, help="how segments are dealt to shards (default 0)")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(func=_cmd_prepare)
+
     p = sub.add_parser("train", help="train a model (shift pretraining, ...)")
     train = p.add_subparsers(dest="train_task", required=True, metavar="TASK")
     p = train.add_parser("shift", help="self-supervised audio-visual sync pretraining")
-    p.add_argument("--data", type=Path, required=True,
-                   help="folder of videos (searched recursively), or 'synthetic' for the built-in world")
-    p.add_argument("--val-data", dest="val_data", type=Path, default=None,
-                   help="held-out videos (default: ~10%% of --data, chosen by file name)")
+    # str, not Path: a Path would turn a shard url's "://" into ":/"
+    p.add_argument("--data", required=True,
+                   help="folder of videos (searched recursively); shards from `avscene prepare` (their folder, "
+                        "a .tar path or {000000..000099} pattern, or a url: https://, gs://, 'pipe:CMD'); "
+                        "or 'synthetic' for the built-in world")
+    p.add_argument("--val-data", dest="val_data", default=None,
+                   help="held-out videos or shards (default: ~10%% of --data's videos or shards, chosen by name)")
     p.add_argument("--preset", default="small", help="model preset: paper, paper-cam, small, tiny")
     p.add_argument("--audio-input", dest="audio_input", choices=("waveform", "spectrogram"), default=None)
     p.add_argument("--no-sound", dest="no_sound", action="store_true", help="vision-only (audio features zeroed)")
@@ -370,6 +480,33 @@ def get_parser() -> argparse.ArgumentParser:
     _add_train_args(p, lr=1e-4, optimizer="adam")
     p.set_defaults(func=_cmd_train_separation, grad_clip=10.0, global_batch=8)
 
+    p = train.add_parser("action", help="action recognition: fine-tune a shift network (or train from scratch)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="UCF-101 folder, folder of class folders, 'path,label' CSV, synthetic action set "
+                        "(`avscene synth --task action`) or 'synthetic' to generate one")
+    p.add_argument("--init", type=Path, required=True, metavar="SHIFT_CKPT|scratch",
+                   help="shift checkpoint to start the trunk from (its architecture is used), or 'scratch'")
+    p.add_argument("--val-data", dest="val_data", type=Path, default=None,
+                   help="held-out labelled videos (default: UCF-101's test list, else ~10%% of each class)")
+    p.add_argument("--preset", default=None,
+                   help="model preset with --init scratch (default small); with a checkpoint it must match it")
+    p.add_argument("--layout", choices=("auto", "ucf101", "folders", "csv", "synthetic"), default="auto")
+    p.add_argument("--split", type=int, default=1, help="UCF-101 split (1-3)")
+    p.add_argument("--splits-dir", dest="splits_dir", type=Path, default=None,
+                   help="UCF-101: folder of classInd.txt and the split lists (default: found next to the data)")
+    p.add_argument("--no-sound", dest="no_sound", action="store_true", help="vision-only (audio features zeroed)")
+    p.add_argument("--freeze-backbone", dest="freeze_backbone", action="store_true",
+                   help="train the linear head only (linear probe)")
+    p.add_argument("--clip-s", dest="clip_s", type=float, default=None,
+                   help="clip length in seconds (default 2.56 s, or the preset's clip when shorter)")
+    p.add_argument("--n-val", dest="n_val", type=int, default=64, help="held-out clips for validation during training")
+    p.add_argument("--eval-clips", dest="eval_clips", type=int, default=10,
+                   help="clips averaged per video in the final evaluation (eval.json, confusion.png)")
+    p.add_argument("--synthetic-per-class", dest="synthetic_per_class", type=int, default=20,
+                   help="with --data synthetic: training scenes per class")
+    _add_train_args(p, lr=1e-2, optimizer="sgd")
+    p.set_defaults(func=_cmd_train_action, steps=300)
+
     p = sub.add_parser("sync", help="is the sound in sync? offset scan with units, sign and confidence")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
     p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
@@ -396,8 +533,11 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole system on the synthetic world (the main job)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    p.add_argument("--minutes", type=float, default=15.0, help="time budget for training steps")
+    p.add_argument("--minutes", type=float, default=15.0,
+                   help="budget: 15 takes about 15 minutes on a 2-core CPU; every step scales with it")
     p.add_argument("--clips", type=Path, default=None, help="a folder of real videos to run on too")
+    p.add_argument("--preset", choices=("small", "tiny"), default="small",
+                   help="model size (tiny: a smoke run in about a minute, results meaningless)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 
@@ -422,6 +562,15 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", dest="plot", action="store_false", help="no spectrogram PNG")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_separate)
+
+    p = sub.add_parser("classify", help="what action does a video show? class probabilities per video")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
+    p.add_argument("--model", type=Path, default=None, help=f"action checkpoint (default {DEFAULT_ACTION_MODEL})")
+    p.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes listed per video")
+    p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips averaged per video")
+    p.add_argument("--json", type=Path, default=None, help="write one entry per input (errors included)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("eval", help="evaluate trained models (separation: Table 2)")
     evaluate = p.add_subparsers(dest="eval_task", required=True, metavar="TASK")

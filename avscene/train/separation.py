@@ -149,6 +149,22 @@ def load_shift_init(model: SeparationNet, path: str | os.PathLike) -> list[str]:
     return model.load_shift_weights(state)
 
 
+def write_synthetic_separation_data(root: str | Path, model_cfg: SeparationNetConfig, *, progress: bool = True,
+                                    voice_pairing: str = "random", **sets: tuple[int, int]) -> dict[str, Path]:
+    """Generate (once; finished sets are reused) synthetic separation sets with stems at the rates of
+    ``model_cfg`` (a :class:`SeparationNetConfig`): ``root/<name>`` with ``count`` scenes of seed
+    ``seed`` for each ``name=(count, seed)``; returns ``{name: folder}``. ``voice_pairing``
+    (:class:`avscene.synth.SceneConfig`): ``"random"`` (each scene draws within or across voice
+    groups), ``"within"`` or ``"across"`` for every scene. A finished set written with another
+    count, seed or scene config is an error, not silently reused."""
+    from avscene.synth import SceneConfig, ensure_dataset
+
+    config = SceneConfig(task="separation", fps=model_cfg.shift.fps, sample_rate=model_cfg.shift.sample_rate,
+                         voice_pairing=voice_pairing)
+    return {name: ensure_dataset(Path(root) / name, count, set_seed, config=config, progress=progress)
+            for name, (count, set_seed) in sets.items()}
+
+
 def make_separation_task(data: str | Path, cfg: SeparationNetConfig, *, init: str | Path | None = None,
                          val_data: str | Path | None = None, snr_db: tuple[float, float] = (0.0, 0.0),
                          per_channel: bool = True, n_val: int = 32, seed: int = 0,
