@@ -12,7 +12,7 @@ the first half of the clips (maximum likelihood of the true offset) and judged o
 half; the fitted value is written next to the checkpoint (``sync_calibration.json``), where
 ``avscene sync`` picks it up.
 
-    python benchmarks/offset.py [--model runs/bench/shift/run/checkpoint.pt]
+    python benchmarks/offset.py [--model runs/bench/shift2/run/checkpoint.pt]
 """
 
 from __future__ import annotations
@@ -27,17 +27,14 @@ import numpy as np
 from common import write_result
 
 from avscene.checkpoints import load_model
-from avscene.infer.sync import SyncOptions, fit_temperature, peak_confidence, sync_file, write_calibration
-from avscene.media.writer import write_shifted_audio
+from avscene.infer.sync import TRIAL_OFFSETS_S, SyncOptions, fit_temperature, offset_trial, peak_confidence, write_calibration
 from avscene.synth import SceneConfig, write_dataset
 from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
-
-OFFSETS_S = (0.0, 0.1, -0.1, 0.2, -0.2, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=Path("runs/bench/shift/run/checkpoint.pt"))
+    ap.add_argument("--model", type=Path, default=Path("runs/bench/shift2/run/checkpoint.pt"))
     ap.add_argument("--out", type=Path, default=Path("runs/bench/offset"))
     ap.add_argument("--world", choices=sorted(SYNTHETIC_SYNC_WORLDS), default="pulses")
     ap.add_argument("--clips", type=int, default=104)
@@ -57,17 +54,11 @@ def main() -> None:
 
     rows, t0 = [], time.perf_counter()
     for i in range(args.clips):
-        truth = round(OFFSETS_S[i % len(OFFSETS_S)] * fps)  # frames
-        src = scenes / f"scene_{i:05d}.mp4"
-        shifted = args.out / "shifted" / f"scene_{i:05d}_{truth:+d}f.mp4"
-        if not shifted.exists():
-            shifted.parent.mkdir(parents=True, exist_ok=True)
-            write_shifted_audio(src, shifted, -float(truth / fps))  # positive truth: audio made to lag
-        result = sync_file(model, shifted, options)
-        rows.append({"clip": shifted.name, "truth_frames": truth, "found_frames": result.offset_frames,
-                     "error_frames": result.offset_frames - truth, "scores": result.scores,
-                     "offsets": result.offsets_frames, "windows": len(result.windows)})
-        print(f"{shifted.name}: truth {truth:+d} found {result.offset_frames:+d} frames")
+        truth = round(TRIAL_OFFSETS_S[i % len(TRIAL_OFFSETS_S)] * fps)  # frames; positive: audio made to lag
+        row = offset_trial(model, scenes / f"scene_{i:05d}.mp4", args.out / "shifted", truth, options)
+        row.pop("result")
+        rows.append(row)
+        print(f"{row['clip']}: truth {truth:+d} found {row['found_frames']:+d} frames")
     scan_s = time.perf_counter() - t0
 
     errors = np.array([r["error_frames"] for r in rows])

@@ -24,11 +24,23 @@ def test_synth_writes_a_set_with_ground_truth(tmp_path, capsys):
     assert "wrote 2 action scenes" in capsys.readouterr().out
 
 
-def test_demo_makes_every_set_and_reuses_them(tmp_path, capsys):
-    assert cli.main(["demo", "--out", str(tmp_path), "--minutes", "1"]) == 0
+def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys):
+    """The main job end to end at the smallest budget (tiny models: the numbers mean nothing)."""
+    argv = ["demo", "--out", str(tmp_path), "--minutes", "0.1", "--preset", "tiny"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "open the results page: file://" in out
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["synthetic"]) == {"sync", "localize", "separation", "action"}
-    first = (tmp_path / "synthetic" / "sync" / "manifest.json").stat().st_mtime_ns
-    assert cli.main(["demo", "--out", str(tmp_path), "--minutes", "1"]) == 0
-    assert (tmp_path / "synthetic" / "sync" / "manifest.json").stat().st_mtime_ns == first  # reused
-    assert "[synth] sync" in capsys.readouterr().out
+    assert [s["name"] for s in summary["steps"]] == ["shift", "sync", "localize", "separation", "action"]
+    for step in summary["steps"]:
+        assert step["result"] and step.get("status", "ok") == "ok"
+        for kind in ("images", "videos", "audio"):
+            for item in step.get(kind, []):
+                assert (tmp_path / item["path"]).is_file(), item
+    assert summary["steps"][1]["metrics"]["clips"] >= 3
+    page = (tmp_path / "report.html").read_text()
+    assert "localize" in page and "_cam.mp4" in page and "<audio" in page
+    first = (tmp_path / "shift" / "checkpoint.pt").stat().st_mtime_ns
+    assert cli.main(argv) == 0
+    assert (tmp_path / "shift" / "checkpoint.pt").stat().st_mtime_ns == first  # reused, not retrained
+    assert "[shift] reused" in capsys.readouterr().out

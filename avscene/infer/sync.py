@@ -240,3 +240,29 @@ def sync_clip(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, options: S
     ``model.config.fps`` and ``audio`` float32 (N, C) at its sample rate, aligned at sample 0."""
     n = model.config.n_frames
     return _scan_windows(model, len(frames), lambda t0, _: (frames[t0 : t0 + n], audio, -t0), options, None)
+
+
+# -- offset recovery on videos with a known offset -------------------------------------------------
+
+#: Offsets (s) the recovery trials cycle through: small and large, both signs (audio lags > 0).
+TRIAL_OFFSETS_S = (0.0, 0.1, -0.1, 0.2, -0.2, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 2.0, -2.0)
+
+
+def offset_trial(model: ShiftNet, video: str | os.PathLike, scratch_dir: str | os.PathLike, truth_frames: int,
+                 options: SyncOptions = SyncOptions()) -> dict:
+    """Copy ``video`` with its audio moved by ``truth_frames`` (positive: made to lag; the
+    ``--fix`` writer run backwards) into ``scratch_dir`` (reused if there), scan the copy through
+    the media layer as ``avscene sync`` does, and return the truth, the found offset and the scan."""
+    from pathlib import Path
+
+    from avscene.media.writer import write_shifted_audio
+
+    fps = model.config.fps
+    shifted = Path(scratch_dir) / f"{Path(video).stem}_{truth_frames:+d}f.mp4"
+    if not shifted.exists():
+        shifted.parent.mkdir(parents=True, exist_ok=True)
+        write_shifted_audio(video, shifted, -float(truth_frames / fps))
+    result = sync_file(model, shifted, options)
+    return {"clip": shifted.name, "truth_frames": truth_frames, "found_frames": result.offset_frames,
+            "error_frames": result.offset_frames - truth_frames, "scores": result.scores,
+            "offsets": result.offsets_frames, "windows": len(result.windows), "result": result}
