@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from avscene.constants import frame_to_sample, seconds_to_frames
 from avscene.data.clips import ClipSampling
 from avscene.data.labelled import LabelledIndex, LabelledVideo
-from avscene.data.shift_pairs import center_crop
+from avscene.data.shift_pairs import draw_augmentation
 from avscene.media import MediaError, read_clip
 
 #: The paper's action clips (s) and the release's audio jitter (frames at 29.97 fps).
@@ -179,14 +179,5 @@ class ActionClips(Dataset):
 
     def _augment(self, frames: np.ndarray, audio: np.ndarray, rng: np.random.Generator):
         """Random crop and whole-clip horizontal flip (stereo swapped with it), or centre crop."""
-        s = self.sampling
-        if not s.augment:
-            return center_crop(frames, s.crop_size), audio
-        top = int(rng.integers(0, frames.shape[1] - s.crop_size + 1))
-        left = int(rng.integers(0, frames.shape[2] - s.crop_size + 1))
-        frames = frames[:, top : top + s.crop_size, left : left + s.crop_size]
-        if rng.random() < 0.5:
-            frames = frames[:, :, ::-1]
-            if s.flip_swaps_stereo and audio.shape[1] == 2:
-                audio = audio[:, ::-1]
-        return frames, audio
+        a = draw_augmentation(self.sampling, frames.shape[1:3], audio.shape[1], rng)
+        return a.crop(frames), (audio[:, ::-1] if a.swap_stereo else audio)

@@ -66,7 +66,7 @@ from avscene.data.clips import ClipSampling
 from avscene.constants import frame_to_sample
 from avscene.data.action_clips import clip_starts
 from avscene.data.mixtures import MixtureConfig, make_mixture, off_screen_index
-from avscene.data.shift_pairs import center_crop
+from avscene.data.shift_pairs import draw_augmentation
 from avscene.data.videos import VideoIndex
 from avscene.media import MediaError, read_clip
 
@@ -110,18 +110,12 @@ def augment_separation_example(sampling: SeparationSampling, frames: np.ndarray 
                                rng: np.random.Generator) -> tuple[np.ndarray | None, list[np.ndarray]]:
     """Random crop + whole-clip flip (stereo of every ``(C, N)`` audio swapped with it) when
     ``sampling.augment``, else the centre crop. ``frames`` (T, full, full, 3) -> (T, crop, crop, 3)."""
-    s = sampling
     if frames is None:
         return None, audios
-    if not s.augment:
-        return center_crop(frames, s.crop_size), audios
-    top = int(rng.integers(0, frames.shape[1] - s.crop_size + 1))
-    left = int(rng.integers(0, frames.shape[2] - s.crop_size + 1))
-    frames = frames[:, top : top + s.crop_size, left : left + s.crop_size]
-    if rng.random() < 0.5:
-        frames = frames[:, :, ::-1]
-        if s.flip_swaps_stereo:
-            audios = [a[::-1] if a.shape[0] == 2 else a for a in audios]
+    aug = draw_augmentation(sampling, frames.shape[1:3], 2, rng)  # the swap applies to the stereo ones
+    frames = aug.crop(frames)
+    if aug.swap_stereo:
+        audios = [a[::-1] if a.shape[0] == 2 else a for a in audios]
     return frames, audios
 
 

@@ -179,8 +179,13 @@ class Augmentation:
     flip: bool = False
     swap_stereo: bool = False
 
+    def crop(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) -> (T, size, size, 3): cropped, and mirrored if ``flip``."""
+        frames = frames[:, self.top : self.top + self.size, self.left : self.left + self.size]
+        return frames[:, :, ::-1] if self.flip else frames
 
-def draw_augmentation(sampling: ShiftSampling, frame_hw: tuple[int, int], channels: int,
+
+def draw_augmentation(sampling: ClipSampling, frame_hw: tuple[int, int], channels: int,
                       rng: np.random.Generator) -> Augmentation:
     """A random crop and a whole-clip horizontal flip (stereo swapped with it), or the centre
     crop when ``sampling.augment`` is off (no draw then). Drawn apart from the pixels so a
@@ -199,9 +204,7 @@ def augment_shift_example(sampling: ShiftSampling, frames: np.ndarray, aligned: 
     """Apply :func:`draw_augmentation`: frames (T, full, full, 3) -> (T, crop, crop, 3); aligned,
     shifted (N, C) kept or with their channels swapped."""
     a = draw_augmentation(sampling, frames.shape[1:3], aligned.shape[1], rng)
-    frames = frames[:, a.top : a.top + a.size, a.left : a.left + a.size]
-    if a.flip:
-        frames = frames[:, :, ::-1]
+    frames = a.crop(frames)
     if a.swap_stereo:
         aligned, shifted = aligned[:, ::-1], shifted[:, ::-1]
     return frames, aligned, shifted
