@@ -82,6 +82,15 @@ def test_in_memory_scan_matches_the_file_scan(event_video):
     np.testing.assert_allclose(a.scores, b.scores, atol=0.5)
 
 
+def test_offsets_longer_than_the_window_scan_silence_on_a_short_video(tmp_path):
+    """A video too short for the margins gets one window; offsets that put the whole audio window
+    before the file's start are scored on silence, not an error."""
+    short, _ = make_event_video(tmp_path / "short.mp4", 5, n_frames=70, n_events=5)
+    result = sync_file(FlashBurstOracle(), short, SyncOptions(max_offset_s=2.5))  # 75 frames > 60-frame window
+    assert len(result.windows) == 1 and len(result.offsets_frames) == 151
+    assert abs(result.offset_frames) <= 1
+
+
 def test_window_plan():
     assert plan_windows(100, 30, 10, 30, None) == [10, 40]
     assert plan_windows(40, 30, 10, 30, None) == [5]  # too short for margins: one centred window

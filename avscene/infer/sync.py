@@ -182,7 +182,7 @@ def scan_window(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, offsets:
     tracks = np.zeros((len(offsets), cfg.audio_channels, n_samples), np.float32)  # (K, C, N)
     for i, d in enumerate(offsets):
         start = frame_to_sample(int(d) - audio_origin_frame, cfg.fps, cfg.sample_rate)
-        seg = audio[max(0, start) : start + n_samples]
+        seg = audio[max(0, start) : max(0, start + n_samples)]  # empty when wholly outside the audio
         tracks[i, :, max(0, -start) : max(0, -start) + len(seg)] = seg.T
     video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames))[None].to(device))  # (1, 3, T, H, W)
     logits = model.score_audios(video, torch.from_numpy(tracks).to(device), chunk=chunk)  # (K,)
