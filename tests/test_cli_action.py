@@ -100,6 +100,18 @@ def test_classify_prints_top_k_and_writes_json(action_run, capsys, tmp_path):
         assert e["n_clips"] == 2 and e["clip_starts_s"][0] == 0.0
 
 
+def test_classify_runs_on_the_real_clips(action_run, real_clips, capsys, tmp_path):
+    """Smoke: real footage of other rates, sizes and channel layouts, given as a folder."""
+    _, ckpt, _ = action_run
+    code, out, err = _classify(capsys, str(real_clips[0].parent), "--model", str(ckpt), "--top-k", "2",
+                               "--json", str(tmp_path / "real.json"))
+    assert code == 0 and err == ""
+    entries = json.loads((tmp_path / "real.json").read_text())
+    assert sorted(e["path"] for e in entries) == sorted(map(str, real_clips))
+    for e in entries:
+        assert len(e["top"]) == 2 and e["top"][0]["label"] in ACTION_CLASSES and e["n_clips"] >= 1
+
+
 def test_classify_reports_a_bad_file_in_one_line_and_goes_on(action_run, capsys, tmp_path):
     run, ckpt, _ = action_run
     good = sorted((run / "synthetic" / "val").glob("*.mp4"))[0]
