@@ -13,7 +13,7 @@ visible). A window scores offset ``d`` only where its shifted audio lies wholly 
 (near the ends, large offsets would hear the file's edge: silence the network never saw in
 training); the video's score for ``d`` is the mean logit over the windows that score it. Using
 every window, not only those with room for the largest offset on both sides, took offset
-recovery from 0.92 to 0.95-0.97 of clips within one frame on the first 39 benchmark clips. A
+recovery from 0.952 to 0.962 of the 104 benchmark clips within one frame (same scans). A
 video too short for any window to reach an offset scores it on the zero-padded audio. The
 confidence is the softmax probability mass of the scan within one frame of its peak, at a
 temperature calibrated on held-out data (``benchmarks/offset.py``).
