@@ -29,8 +29,9 @@ each scratch row run (the paper does not say whether its scratch network heard t
 world the classes differ in sound too, so the like-for-like baseline of the vision-only row is
 ``scratch-vision``). Chance is 1/8.
 
-A run whose folder holds a finished checkpoint and the same budget (``budget.json``: init, steps,
-batch, lr, labelled set, seed) is reused, so adding a row or a seed trains only what is new.
+A run whose folder holds a checkpoint of the same budget (init, batch, lr, labelled set, seed) is
+reused and, with more ``--steps``, continued (:func:`common.reuse_or_start`; another budget is an
+error unless ``--fresh``), so adding a row or a seed trains only what is new.
 
 Default budget (``small`` checkpoint): 20 labelled 4 s scenes per class (160), 120 steps of 16
 clips (12 epochs) at lr 1e-2, 10 test scenes per class, 5 clips each: about 1.5 minutes per run
@@ -48,18 +49,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, write_result
+from common import RESULTS, record_training_time, reuse_or_start, write_result
 
 from avscene.checkpoints import load_model
 from avscene.train.action import SYNTHETIC_ACTION_SCENE_S, write_synthetic_action_data
 from avscene.data.labelled import index_labelled
-from avscene.files import atomic_path, write_json
+from avscene.files import atomic_path
 from avscene.infer.classify import evaluate
 from avscene.synth import ACTION_CLASSES
 from avscene.train.action import action_clip_frames, make_action_task, read_shift_checkpoint
@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic sets (fixed across rows)")
     ap.add_argument("--workers", type=int, default=1, help="data-loading processes")
     ap.add_argument("--device", default="cpu", help="cpu (the budget above is for a 2-core CPU), cuda, auto")
+    ap.add_argument("--fresh", action="store_true", help="retrain runs that exist instead of reusing them")
     ap.add_argument("--results-name", default="action",
                     help="writes benchmarks/results/NAME.json and NAME_table1.png (NAME may be a path)")
     args = ap.parse_args()
@@ -165,19 +166,20 @@ def main() -> None:
                                 n_val=32, seed=seed)
         out_dir = args.out / "runs" / f"{key}_seed{seed}"
         budget = {"row": dataclasses.asdict(row), "init": str(args.init) if row.pretrained else None,
-                  "steps": args.steps, "batch": args.batch, "lr": args.lr, "train": str(sets["train"]), "seed": seed}
-        reuse = (out_dir / "budget.json").exists() and json.loads((out_dir / "budget.json").read_text()) == budget
+                  "batch": args.batch, "lr": args.lr, "train": str(sets["train"]), "seed": seed}
+        start = reuse_or_start(out_dir, budget, args.steps, args.fresh)
         cfg = TrainConfig(out_dir=str(out_dir), steps=args.steps, global_batch=args.batch, micro_batch=args.batch,
                           optimizer="sgd", lr=args.lr, schedule="constant", log_every=10, val_every=args.steps,
-                          ckpt_every=args.steps, num_workers=args.workers, seed=seed, resume=reuse, device=args.device)
+                          ckpt_every=args.steps, num_workers=args.workers, seed=seed, resume=not args.fresh,
+                          device=args.device)
         checkpoint = fit(task, cfg)  # a reused run is finished: fit returns its checkpoint at once
-        write_json(out_dir / "budget.json", budget)
         t1 = time.perf_counter()
+        timing = record_training_time(out_dir, start, args.steps, t1 - t0)
         result = evaluate(load_model(checkpoint, pick_device(args.device)), test_index, n_clips=args.eval_clips, progress=True)
         t2 = time.perf_counter()
         scores[key].append({"seed": seed, "top1": result.top1, "top5": result.top5,
                             "mean_class_accuracy": result.mean_class_accuracy,
-                            "train_seconds": t1 - t0, "eval_seconds": t2 - t1, "reused": reuse})
+                            "train_seconds": timing["seconds"], "eval_seconds": t2 - t1, "reused": start == args.steps})
         print(f"    test: {result.describe()}; {t1 - t0:.0f} s training, {t2 - t1:.0f} s evaluation", flush=True)
 
     table = []
@@ -186,7 +188,6 @@ def main() -> None:
         table.append({"row": key, "name": row.name, "pretrained": row.pretrained, "use_sound": row.use_sound,
                       "freeze_backbone": row.freeze_backbone,
                       "top1": summary([s["top1"] for s in per_seed]), "top5": summary([s["top5"] for s in per_seed]),
-                      # this invocation's seconds: a reused run costs only its evaluation
                       "seconds": round(sum(s["train_seconds"] + s["eval_seconds"] for s in per_seed), 1)})
     means = {r["row"]: r["top1"]["mean"] for r in table}
     # The claim against each scratch row that was run; None when a row of the claim was not run.

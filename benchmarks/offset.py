@@ -22,7 +22,6 @@ half; the fitted value is written next to the checkpoint (``sync_calibration.jso
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 

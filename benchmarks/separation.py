@@ -59,11 +59,11 @@ from pathlib import Path
 
 from torch.utils.data import ConcatDataset
 
-from common import RESULTS, write_result
+from common import RESULTS, record_training_time, reuse_or_start, write_result
 
-from avscene.checkpoints import load_checkpoint, load_model
+from avscene.checkpoints import load_model
 from avscene.data.separation_examples import separation_dataset
-from avscene.files import write_json, write_text
+from avscene.files import write_text
 from avscene.metrics.separation import MIXTURE, evaluate_separation, si_sdr
 from avscene.models.separation_net import VARIANTS, get_preset
 from avscene.train.loop import TrainConfig, fit
@@ -78,26 +78,6 @@ COLUMNS = (("on_off_db", "On/off (dB) ↓"), ("sdr", "SDR"), ("sir", "SIR"), ("s
 GROUPS = ("within", "across", "all")
 #: Check (a): the full model's on-screen SDR over the mixture's, in dB.
 MIN_SDR_GAIN_DB = 6.0
-#: Fields of a run's budget that must match for it to be reused (``steps`` may grow).
-BUDGET_FILE, TIMING_FILE = "bench_budget.json", "bench_timing.json"
-
-
-def reuse_or_start(run_dir: Path, budget: dict, steps: int, fresh: bool) -> int:
-    """Steps the run in ``run_dir`` has done (0: start anew); an error if it was made with
-    another budget or went past ``steps`` (unless ``fresh``, which starts over)."""
-    ckpt = run_dir / "checkpoint.pt"
-    if fresh or not ckpt.exists():
-        return 0
-    record = run_dir / BUDGET_FILE
-    old = json.loads(record.read_text()) if record.exists() else None
-    done = int(load_checkpoint(ckpt)["step"])
-    if old != budget or done > steps:
-        diff = sorted(k for k in set(budget) | set(old or {}) if (old or {}).get(k) != budget.get(k))
-        raise SystemExit(f"{run_dir} was trained with another budget ({', '.join(diff) or f'{done} > {steps} steps'} "
-                         f"differ); pass --fresh to retrain it or choose another --out")
-    return done
-
-
 def train_variant(variant: str, args: argparse.Namespace, sets: dict[str, Path]) -> dict:
     """Train (or reuse) one row; returns its checkpoint, budget and timing."""
     model_cfg = get_preset(args.preset, variant=variant)
@@ -107,8 +87,6 @@ def train_variant(variant: str, args: argparse.Namespace, sets: dict[str, Path])
               "optimizer": "adam", "grad_clip": 10.0, "weight_decay": 1e-5, "schedule": "constant",
               "train_data": str(sets["train"]), "val_data": str(sets["val"]), "init": init, "seed": args.seed}
     start = reuse_or_start(run_dir, budget, args.steps, args.fresh)
-    timing_path = run_dir / TIMING_FILE
-    timing = json.loads(timing_path.read_text()) if start and timing_path.exists() else {"seconds": 0.0, "steps": 0}
     task = make_separation_task(sets["train"], model_cfg, init=init, val_data=sets["val"], n_val=args.n_val,
                                 seed=args.seed)
     cfg = TrainConfig(out_dir=str(run_dir), steps=args.steps, global_batch=args.batch_size,
@@ -116,13 +94,9 @@ def train_variant(variant: str, args: argparse.Namespace, sets: dict[str, Path])
                       schedule="constant", log_every=min(10, args.steps), val_every=args.val_every or args.steps,
                       ckpt_every=max(1, min(100, args.steps)), num_workers=args.workers, seed=args.seed,
                       device=args.device, resume=not args.fresh)
-    write_json(run_dir / BUDGET_FILE, budget)
     t0 = time.perf_counter()
     checkpoint = fit(task, cfg)
-    seconds = time.perf_counter() - t0
-    if args.steps > start:  # time only the steps this call trained
-        timing = {"seconds": timing["seconds"] + seconds, "steps": timing["steps"] + args.steps - start}
-        write_json(timing_path, timing)
+    timing = record_training_time(run_dir, start, args.steps, time.perf_counter() - t0)
     log = json.loads((run_dir / "log.json").read_text())
     last_val = next((r for r in reversed(log) if "val_loss" in r), {})
     return {
