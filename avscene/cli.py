@@ -243,7 +243,8 @@ def _cmd_train_separation(args: argparse.Namespace) -> int:
     from avscene.train.loop import fit
     from avscene.train.separation import make_separation_task, write_synthetic_separation_data
 
-    model_cfg = get_preset(args.preset, variant=args.variant)
+    overrides = {"output": args.output} if args.output else {}
+    model_cfg = get_preset(args.preset, variant=args.variant, **overrides)
     data, val_data = args.data, args.val_data
     if str(data) == "synthetic":
         sets = write_synthetic_separation_data(args.out / "synthetic", model_cfg, progress=args.progress,
@@ -472,6 +473,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="full",
                    help="Table 2 row: full, full-pit, mono, single-frame, no-early-fusion, scratch, audio-only")
     p.add_argument("--preset", default="small", help="model preset: paper, small, tiny")
+    p.add_argument("--output", choices=("spectrogram", "mixture-residual"), default=None,
+                   help="how the U-Net's heads become spectrograms: regressed from nothing (the release; "
+                        "default of paper) or as the mixture's plus a correction (default of small, tiny)")
     p.add_argument("--snr-db", dest="snr_db", type=float, nargs=2, metavar=("LO", "HI"), default=(0.0, 0.0),
                    help="on/off SNR range of training mixtures in dB (default 0 0, the release)")
     p.add_argument("--n-val", dest="n_val", type=int, default=32, help="held-out clips for validation")

@@ -36,9 +36,14 @@ more ``--steps`` continue it); a run made with another budget is an error unless
 Cost (``small`` preset, batch 8, measured on the 2-core CPU under load): a training step takes
 about 5.3 CPU-seconds for ``full`` and ``single-frame`` and 3.1 for ``audio-only``, plus 0.9 /
 0.3 s of data loading, i.e. roughly 3.5 s and 2 s of wall time with ``OMP_NUM_THREADS=2`` on an
-otherwise idle machine. Measured alone (2026-11-21): 0.71 s per step for ``full``, 0.36 s for
-``audio-only``; the default budget (800 steps each) took 22 min of training and 1 min of
-evaluation, plus ~3 min writing the synthetic sets once.
+otherwise idle machine. Measured alone (2026-11-21): 0.67 s per step for ``full``, 0.37 s for
+``audio-only``, 0.74 s for ``single-frame``; the default budget (800 steps each) took 24 min of
+training and 1 min of evaluation, plus ~3 min writing the synthetic sets once.
+
+The budget recorded with each run includes the preset's ``output`` form (see
+:mod:`avscene.models.separation_net`), so runs of the release's spectrogram regression are not
+reused for the residual form. ``benchmarks/separation_oracles.py`` gives the ceilings on the same
+test clips (ideal masks).
 
 Results: ``benchmarks/results/<--results-name>.json`` (budgets, seconds per model, the table,
 the checks), ``<--results-name>_table2.md`` and ``<--results-name>_example.png`` (one held-out
@@ -83,7 +88,7 @@ def train_variant(variant: str, args: argparse.Namespace, sets: dict[str, Path])
     model_cfg = get_preset(args.preset, variant=variant)
     init = str(args.init) if model_cfg.init_from_shift else None
     run_dir = args.out / variant
-    budget = {"variant": variant, "preset": args.preset, "global_batch": args.batch_size, "lr": args.lr,
+    budget = {"variant": variant, "preset": args.preset, "output": model_cfg.output, "global_batch": args.batch_size, "lr": args.lr,
               "optimizer": "adam", "grad_clip": 10.0, "weight_decay": 1e-5, "schedule": "constant",
               "train_data": str(sets["train"]), "val_data": str(sets["val"]), "init": init, "seed": args.seed}
     start = reuse_or_start(run_dir, budget, args.steps, args.fresh)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from avscene.audio.stft import PAPER_SPECTROGRAM, SpectrogramConfig, analyze, istft, stft, synthesize
 from avscene.data.mixtures import (
@@ -25,9 +26,11 @@ from avscene.models.separation_net import (
     LOG_MAG,
     OFF,
     ON,
+    OUTPUTS,
     PHASE,
     VARIANTS,
     get_preset,
+    input_spectrogram,
     resize_time,
     synthesize_sources,
     target_spectrograms,
@@ -285,14 +288,16 @@ def test_paper_shapes_follow_the_design_table():
     assert net(video, audio).shape == (2, 2, 2, 1024, 128)
 
 
-def test_tiny_forward_shapes_range_and_gradients():
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_tiny_forward_shapes_range_and_gradients(output):
     torch.manual_seed(0)
-    cfg = get_preset("tiny")
+    cfg = get_preset("tiny", output=output)
     net = SeparationNet(cfg)
     video, audio = tiny_inputs(cfg)
     out = net(video, audio)
     assert cfg.spec_frames == 13 and out.shape == (2, *cfg.output_shape) == (2, 2, 2, 1024, 13)
-    assert torch.isfinite(out).all() and out.abs().max() <= 1
+    assert torch.isfinite(out).all() and out[:, :, PHASE].abs().max() <= 1
+    assert out[:, :, LOG_MAG].abs().max() <= (1 if output == "spectrogram" else 3)
     target = target_spectrograms(audio, audio.flip(0), cfg.spectrogram)
     assert target.shape == out.shape
     separation_loss(out, target).per_example.mean().backward()
@@ -301,6 +306,27 @@ def test_tiny_forward_shapes_range_and_gradients():
     assert net.shift.audio.frontend.conv1_1.conv.weight.grad.abs().sum() > 0
     waves = synthesize_sources(out.detach(), cfg.n_samples, cfg.spectrogram)
     assert waves.shape == (2, 2, cfg.n_samples) and torch.isfinite(waves).all()
+
+
+def test_mixture_residual_output_starts_from_the_mixture():
+    """With the heads silent, the residual form returns the mixture's spectrogram for both
+    sources; the release's form returns 0 (mid-range: -10 dB, zero phase) for both."""
+    torch.manual_seed(0)
+    video, audio = tiny_inputs(get_preset("tiny"))
+    for output in OUTPUTS:
+        cfg = get_preset("tiny", output=output)
+        net = SeparationNet(cfg).eval()
+        nn.init.zeros_(net.unet.head.conv.weight)
+        nn.init.zeros_(net.unet.head.conv.bias)
+        with torch.no_grad():
+            out = net(video, audio)  # (B, 2, 2, F, T)
+        if output == "spectrogram":
+            assert out.abs().max() == 0
+        else:
+            mix = input_spectrogram(audio, cfg.spectrogram)[:, None].expand_as(out)  # (B, 2, 2, F, T)
+            torch.testing.assert_close(out[:, :, LOG_MAG], mix[:, :, LOG_MAG], atol=1e-6, rtol=0)
+            phase_error = torch.remainder(out[:, :, PHASE] - mix[:, :, PHASE] + 1, 2) - 1  # pi == -pi
+            assert phase_error.abs().max() < 1e-6
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -210,11 +210,11 @@ def synthesize(
 ) -> Tensor:
     """Waveform ``(..., N)`` from a normalised ``log_mag`` and ``phase`` ``(..., F, T)`` (the format
     of :func:`analyze` and of the separation net's outputs). Values at or below the floor (-1)
-    decode to silence; see :func:`istft` for the Nyquist bin and ``n_samples``."""
+    decode to silence, values above the ceiling (1) are clipped to it; see :func:`istft` for the Nyquist bin and ``n_samples``."""
     if log_mag.shape != phase.shape:
         raise ValueError(f"log_mag and phase shapes differ: {tuple(log_mag.shape)} vs {tuple(phase.shape)}")
     with _float32(log_mag):
-        log_mag, phase = log_mag.float(), phase.float()
+        log_mag, phase = log_mag.float().clamp(max=1.0), phase.float()
         mag = torch.where(log_mag > -1.0, 10.0 ** (unit_to_db(log_mag, cfg) / 20.0), torch.zeros_like(log_mag))
         spec = torch.polar(mag, phase * math.pi)  # (..., F, T) complex
     return istft(spec, cfg, n_samples)

@@ -1,0 +1,83 @@
+"""How far on-screen SDR can go on the separation benchmark's test clips, with oracle masks on the
+mixture's STFT (the release's front end, the mixture's phase): the ceiling that check (a) of
+``benchmarks/separation.py`` (>= 6 dB over the mixture) sits under.
+
+Masks, from the true on-screen (S) and off-screen (N) STFTs:
+
+* ``ideal_ratio_mask``: |S| / (|S| + |N|) per time-frequency bin;
+* ``ideal_binary_mask``: 1 where |S| > |N|;
+* ``ideal_time_gain``: one Wiener gain per STFT frame, ||S_t||^2 / (||S_t||^2 + ||N_t||^2): the best
+  a separator can do that only knows *when* the visible talker speaks (lip motion) and not which
+  frequencies are theirs;
+* ``ideal_time_gate``: 1 in frames where the on-screen talker is louder, else 0.
+
+Same clips as ``separation.py`` (the held-out within- and across-group scenes it wrote under
+``--out``, ``--clips-per-scene`` each). Writes ``benchmarks/results/separation_oracles.json``.
+
+    python benchmarks/separation_oracles.py [--out runs/bench/separation]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import fast_bss_eval
+import numpy as np
+import torch
+
+from common import write_result
+
+from avscene.audio.stft import istft, stft
+from avscene.data.separation_examples import separation_dataset
+from avscene.models.separation_net import get_preset
+
+
+def oracle_masks(on: torch.Tensor, off: torch.Tensor, cfg) -> dict[str, torch.Tensor]:
+    """The four oracle masks (F, T) of mono sources ``on``, ``off`` (N,)."""
+    s, n = stft(on, cfg).abs(), stft(off, cfg).abs()  # (F, T)
+    es, en = s.pow(2).sum(0), n.pow(2).sum(0)  # (T,)
+    return {
+        "ideal_ratio_mask": s / (s + n).clamp_min(1e-12),
+        "ideal_binary_mask": (s > n).float(),
+        "ideal_time_gain": (es / (es + en).clamp_min(1e-12)).expand_as(s),
+        "ideal_time_gate": (es > en).float().expand_as(s),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/separation"), help="separation.py's --out")
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--clips-per-scene", type=int, default=4)
+    args = ap.parse_args()
+    cfg = get_preset(args.preset)
+    sets = sorted((args.out / "synthetic").glob("*/test-within"))
+    if not sets:
+        raise SystemExit(f"no test sets under {args.out / 'synthetic'}: run benchmarks/separation.py first")
+    root = sets[-1].parent
+    sdr_on: dict[str, dict[str, list[float]]] = {}
+    for group in ("within", "across"):
+        data = separation_dataset(root / f"test-{group}", cfg, train=False, clips_per_scene=args.clips_per_scene)
+        for i in range(len(data)):
+            ex = data[i]
+            mix, on, off = (torch.as_tensor(ex[k]).double().mean(0) for k in ("mixture", "on", "off"))  # (N,)
+            ests = {"mixture": mix}
+            spec = stft(mix, cfg.spectrogram)  # (F, T) complex
+            for name, mask in oracle_masks(on, off, cfg.spectrogram).items():
+                ests[name] = istft(spec * mask, cfg.spectrogram, mix.shape[-1]).double()
+            for name, est in ests.items():
+                value = float(fast_bss_eval.sdr(on[None], est[None]).squeeze())
+                sdr_on.setdefault(name, {}).setdefault(group, []).append(value)
+    table = {name: {**{g: round(float(np.mean(v)), 2) for g, v in groups.items()},
+                    "all": round(float(np.mean(sum(groups.values(), []))), 2)} for name, groups in sdr_on.items()}
+    gains = {name: round(row["all"] - table["mixture"]["all"], 2) for name, row in table.items() if name != "mixture"}
+    for name, row in table.items():
+        print(f"{name:>18}: on-screen SDR {row['all']:6.2f} dB (within {row['within']:.2f}, across {row['across']:.2f})"
+              + (f", {gains[name]:+.2f} dB over the mixture" if name in gains else ""))
+    write_result("separation_oracles", {"test_sets": str(root), "clips": {g: len(v) for g, v in sdr_on["mixture"].items()},
+                                        "phase": "mixture", "on_screen_sdr_db": table, "gain_over_mixture_db": gains})
+
+
+if __name__ == "__main__":
+    main()
