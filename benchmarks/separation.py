@@ -88,8 +88,8 @@ def train_variant(variant: str, args: argparse.Namespace, sets: dict[str, Path])
     model_cfg = get_preset(args.preset, variant=variant)
     init = str(args.init) if model_cfg.init_from_shift else None
     run_dir = args.out / variant
-    budget = {"variant": variant, "preset": args.preset, "output": model_cfg.output, "global_batch": args.batch_size, "lr": args.lr,
-              "optimizer": "adam", "grad_clip": 10.0, "weight_decay": 1e-5, "schedule": "constant",
+    budget = {"variant": variant, "preset": args.preset, "output": model_cfg.output, "global_batch": args.batch_size,
+              "lr": args.lr, "optimizer": "adam", "grad_clip": 10.0, "weight_decay": 1e-5, "schedule": "constant",
               "train_data": str(sets["train"]), "val_data": str(sets["val"]), "init": init, "seed": args.seed}
     start = reuse_or_start(run_dir, budget, args.steps, args.fresh)
     task = make_separation_task(sets["train"], model_cfg, init=init, val_data=sets["val"], n_val=args.n_val,
@@ -110,6 +110,12 @@ def train_variant(variant: str, args: argparse.Namespace, sets: dict[str, Path])
         "seconds_per_step": round(timing["seconds"] / timing["steps"], 3) if timing["steps"] else None,
         "final_val": {k: round(v, 4) for k, v in last_val.items() if k.startswith("val_")},
     }
+
+
+def synthetic_root(args: argparse.Namespace) -> Path:
+    """Where the synthetic train / val / test sets of these ``--train-scenes``, ``--test-scenes``
+    and ``--seed`` live (written once, reused by every later run)."""
+    return args.out / "synthetic" / f"{args.train_scenes}tr_{args.test_scenes}te_s{args.seed}"
 
 
 def test_dataset(sets: dict[str, Path], args: argparse.Namespace):
@@ -233,7 +239,7 @@ def main() -> None:
     t_start = time.perf_counter()
     model_cfg = get_preset(args.preset)
     n_test = args.test_scenes // 2
-    data_root = args.out / "synthetic" / f"{args.train_scenes}tr_{args.test_scenes}te_s{args.seed}"
+    data_root = synthetic_root(args)
     sets = write_synthetic_separation_data(data_root, model_cfg, train=(args.train_scenes, args.seed),
                                            val=(max(8, args.train_scenes // 8), args.seed + 10_000))
     for i, g in enumerate(("within", "across")):

@@ -11,8 +11,11 @@ Masks, from the true on-screen (S) and off-screen (N) STFTs:
   frequencies are theirs;
 * ``ideal_time_gate``: 1 in frames where the on-screen talker is louder, else 0.
 
-Same clips as ``separation.py`` (the held-out within- and across-group scenes it wrote under
-``--out``, ``--clips-per-scene`` each). Writes ``benchmarks/results/separation_oracles.json``.
+Same clips as ``separation.py`` (its held-out within- and across-group scenes under ``--out``,
+found and cut by its own :func:`synthetic_root` and :func:`test_dataset`; pass the same
+``--train-scenes``, ``--test-scenes``, ``--seed`` and ``--clips-per-scene``), scored by the same
+BSS Eval (:func:`avscene.metrics.separation.bss_eval`). Writes
+``benchmarks/results/separation_oracles.json``.
 
     python benchmarks/separation_oracles.py [--out runs/bench/separation]
 """
@@ -22,14 +25,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import fast_bss_eval
 import numpy as np
 import torch
 
 from common import write_result
+from separation import synthetic_root, test_dataset
 
 from avscene.audio.stft import istft, stft
-from avscene.data.separation_examples import separation_dataset
+from avscene.metrics.separation import bss_eval
 from avscene.models.separation_net import get_preset
 
 
@@ -49,26 +52,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/bench/separation"), help="separation.py's --out")
     ap.add_argument("--preset", default="small")
+    ap.add_argument("--train-scenes", type=int, default=400, help="separation.py's --train-scenes")
+    ap.add_argument("--test-scenes", type=int, default=64, help="separation.py's --test-scenes")
+    ap.add_argument("--seed", type=int, default=0, help="separation.py's --seed")
     ap.add_argument("--clips-per-scene", type=int, default=4)
     args = ap.parse_args()
-    cfg = get_preset(args.preset)
-    sets = sorted((args.out / "synthetic").glob("*/test-within"))
-    if not sets:
-        raise SystemExit(f"no test sets under {args.out / 'synthetic'}: run benchmarks/separation.py first")
-    root = sets[-1].parent
+    cfg = get_preset(args.preset).spectrogram
+    root = synthetic_root(args)
+    sets = {f"test-{g}": root / f"test-{g}" for g in ("within", "across")}
+    if not all(p.is_dir() for p in sets.values()):
+        raise SystemExit(f"no test sets under {root}: run benchmarks/separation.py (same arguments) first")
+    _, parts = test_dataset(sets, args)
     sdr_on: dict[str, dict[str, list[float]]] = {}
-    for group in ("within", "across"):
-        data = separation_dataset(root / f"test-{group}", cfg, train=False, clips_per_scene=args.clips_per_scene)
+    for group, data in zip(("within", "across"), parts):
         for i in range(len(data)):
             ex = data[i]
             mix, on, off = (torch.as_tensor(ex[k]).double().mean(0) for k in ("mixture", "on", "off"))  # (N,)
-            ests = {"mixture": mix}
-            spec = stft(mix, cfg.spectrogram)  # (F, T) complex
-            for name, mask in oracle_masks(on, off, cfg.spectrogram).items():
-                ests[name] = istft(spec * mask, cfg.spectrogram, mix.shape[-1]).double()
+            spec = stft(mix, cfg)  # (F, T) complex
+            ests = {"mixture": mix, **{name: istft(spec * mask, cfg, mix.shape[-1]).double()
+                                       for name, mask in oracle_masks(on, off, cfg).items()}}
             for name, est in ests.items():
-                value = float(fast_bss_eval.sdr(on[None], est[None]).squeeze())
-                sdr_on.setdefault(name, {}).setdefault(group, []).append(value)
+                sdr = bss_eval(on[None], est[None])[0]  # (1,): on-screen SDR
+                sdr_on.setdefault(name, {}).setdefault(group, []).append(float(sdr[0]))
     table = {name: {**{g: round(float(np.mean(v)), 2) for g, v in groups.items()},
                     "all": round(float(np.mean(sum(groups.values(), []))), 2)} for name, groups in sdr_on.items()}
     gains = {name: round(row["all"] - table["mixture"]["all"], 2) for name, row in table.items() if name != "mixture"}

@@ -210,7 +210,8 @@ def synthesize(
 ) -> Tensor:
     """Waveform ``(..., N)`` from a normalised ``log_mag`` and ``phase`` ``(..., F, T)`` (the format
     of :func:`analyze` and of the separation net's outputs). Values at or below the floor (-1)
-    decode to silence, values above the ceiling (1) are clipped to it; see :func:`istft` for the Nyquist bin and ``n_samples``."""
+    decode to silence, values above the ceiling (1) are clipped to it; see :func:`istft` for the
+    Nyquist bin and ``n_samples``."""
     if log_mag.shape != phase.shape:
         raise ValueError(f"log_mag and phase shapes differ: {tuple(log_mag.shape)} vs {tuple(phase.shape)}")
     with _float32(log_mag):

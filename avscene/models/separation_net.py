@@ -14,8 +14,9 @@ Inputs (the data layer prepares them; the net never touches files):
 Output: ``(B, 2, 2, F, T_spec)`` in [-1, 1] (a ``mixture-residual`` log magnitude may leave it).
 Axis 1 is the source (:data:`ON` = 0, on-screen; :data:`OFF` = 1, off-screen; unordered for PIT
 variants), axis 2 the component (:data:`LOG_MAG` = 0, the log magnitude normalised from
-[-100, 80] dB; :data:`PHASE` = 1, phase / pi), exactly the normalised format of :func:`avscene.audio.stft.analyze`, so losses compare with
-:func:`target_spectrograms` directly and :func:`synthesize_sources` turns it into waveforms.
+[-100, 80] dB; :data:`PHASE` = 1, phase / pi), exactly the normalised format of
+:func:`avscene.audio.stft.analyze`, so losses compare with :func:`target_spectrograms` directly
+and :func:`synthesize_sources` turns it into waveforms.
 
 How the heads' 4 channels ``h`` become that output is ``config.output``:
 
@@ -29,8 +30,8 @@ How the heads' 4 channels ``h`` become that output is ``config.output``:
   synthetic talking scenes (``benchmarks/separation.py``): the ``small`` preset regressing
   spectrograms from nothing learned the on/off timing but predicted magnitudes 20-30 dB too low
   between harmonics (on-screen SDR -8.8 dB with its own phase, +1.1 dB with the mixture's); see
-  the README's Measured table for the residual form's figures. The magnitude may leave [-1, 1]
-  by a little; :func:`avscene.audio.stft.synthesize` clips it.
+  the README's Measured table for the residual form's figures. The magnitude lies in [-3, 3]:
+  below -1 decodes to silence and :func:`avscene.audio.stft.synthesize` clips it above 1.
 
 Dataflow (``paper`` preset, 63 frames of 224 x 224, 44144 samples; spectrograms are
 ``(B, C, F, T)``, strides are written (f, t))::
