@@ -57,3 +57,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not an avscene checkpoint of format {FORMAT_VERSION}")
     return payload
+
+
+def read_shift_checkpoint(path: str | os.PathLike):
+    """The config (:class:`~avscene.models.ShiftNetConfig`) and weights of a shift checkpoint
+    (``avscene train shift``); a clear error for a checkpoint of another task."""
+    from avscene.models import ShiftNetConfig
+
+    payload = load_checkpoint(path, map_location="cpu")
+    if payload.get("task") != "shift":
+        raise ValueError(f"{path}: a checkpoint of task {payload.get('task')!r}; initialise from a shift checkpoint")
+    return ShiftNetConfig.from_dict(payload["model_config"]), payload["model"]

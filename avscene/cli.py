@@ -135,7 +135,8 @@ def _cmd_train_shift(args: argparse.Namespace) -> int:
                                                    model_cfg, world=args.synthetic_world, progress=args.progress)
     task = make_shift_task(data, model_cfg, val_data=val_data, negatives=args.negatives,
                            shift_range_s=tuple(args.shift_range_s) if args.shift_range_s else None,
-                           n_val=args.n_val, seed=args.seed, progress=args.progress, num_workers=args.num_workers)
+                           n_val=args.n_val, seed=args.seed, progress=args.progress, num_workers=args.num_workers,
+                           init=args.init)
     if task.train_index.skipped:
         print(task.train_index.report(), file=sys.stderr)
     checkpoint = fit(task, _train_config(args))
@@ -220,7 +221,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     from avscene.infer.localize import LocalizeOptions, localize_file, write_cam_outputs
 
     model = _load_task_model(args.model, args.device, "shift")
-    options = LocalizeOptions(max_windows=args.max_windows)
+    options = LocalizeOptions(fit=args.fit, size=args.size, max_windows=args.max_windows)
     failed = 0
     for path in _expand_inputs(args.videos):
         try:
@@ -323,7 +324,8 @@ def _cmd_train_action(args: argparse.Namespace) -> int:
 
     from avscene.models import get_preset
     from avscene.synth import ACTION_CLASSES
-    from avscene.train.action import make_action_task, read_shift_checkpoint, write_synthetic_action_data
+    from avscene.checkpoints import read_shift_checkpoint
+    from avscene.train.action import make_action_task, write_synthetic_action_data
     from avscene.train.loop import fit
 
     init = None if str(args.init) == "scratch" else args.init
@@ -447,9 +449,12 @@ def get_parser() -> argparse.ArgumentParser:
                         "or 'synthetic' for the built-in world")
     p.add_argument("--val-data", dest="val_data", default=None,
                    help="held-out videos or shards (default: ~10%% of --data's videos or shards, chosen by name)")
-    p.add_argument("--preset", default="small", help="model preset: paper, paper-cam, small, tiny")
+    p.add_argument("--preset", default="small", help="model preset: paper, paper-cam, small, small-cam, tiny")
     p.add_argument("--audio-input", dest="audio_input", choices=("waveform", "spectrogram"), default=None)
     p.add_argument("--no-sound", dest="no_sound", action="store_true", help="vision-only (audio features zeroed)")
+    p.add_argument("--init", type=Path, default=None, metavar="SHIFT_CKPT",
+                   help="start from a trained shift network (same widths as --preset), e.g. to fine-tune it in "
+                        "the finer-CAM layout: --preset small-cam --init small.pt, --preset paper-cam --init paper.pt")
     p.add_argument("--negatives", choices=("shift", "random-pair"), default="shift")
     p.add_argument("--shift-range", dest="shift_range_s", type=float, nargs=2, metavar=("MIN_S", "MAX_S"),
                    default=None, help="shift of negatives in seconds (default: 2.0-5.8 s scaled by clip/4.2 s)")
@@ -530,6 +535,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True,
                    help="writes <name>_cam.mp4, <name>_cam.npy, <name>_cam.json, <name>_sheet.png")
     p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
+    p.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop",
+                   help="how frames meet the model's square input: centre crop (default), pad or squash")
+    p.add_argument("--size", type=int, default=None,
+                   help="side of that square in pixels (default: the model's crop); the network is fully "
+                        "convolutional, so e.g. --fit pad --size 128 maps the whole picture")
     p.add_argument("--max-windows", dest="max_windows", type=int, default=None,
                    help="model windows per video at most (default: cover every frame)")
     p.add_argument("--device", default="auto")

@@ -117,19 +117,22 @@ def test_fit_geometry_is_the_readers(tmp_path, fit):
         assert np.hypot(centre[0] - v, centre[1] - u) < tolerance, (fit, centre, (v, u))
 
 
-def test_cam_cells_are_centred_where_the_strides_say():
+@pytest.mark.parametrize("fine_cam", [False, True])
+def test_cam_cells_are_centred_where_the_strides_say(fine_cam):
     """The gradient of one cell of the (linear, symmetric) blur net is centred on frame 8 j and
-    pixel (16 i, 16 k), not on (j + 1/2) T / T' or (i + 1/2) crop / h."""
-    net = blur_net(crop_size=128, n_frames=64)  # large enough that the borders cut the field evenly
+    pixel (s i, s k) (s = 16, or 8 with ``fine_cam``), not on (j + 1/2) T / T' or (i + 1/2) crop / h."""
+    net = blur_net(crop_size=128, n_frames=64, fine_cam=fine_cam)  # large enough that the borders cut the field evenly
     video = torch.full((1, 3, 64, 128, 128), 0.5, requires_grad=True)  # every ReLU active: linear
     cam = net.cam(video, torch.zeros(1, 2, net.config.n_samples))
-    assert cam.shape == (1, 8, 8, 8)
-    (grad,) = torch.autograd.grad(cam[0, 4, 4, 4], video)  # the central cell
+    side = 16 if fine_cam else 8
+    assert cam.shape == (1, 8, side, side)
+    (grad,) = torch.autograd.grad(cam[0, 4, side // 2, side // 2], video)  # the central cell
     g = grad[0].abs().sum(0)  # (T, H, W)
     axes = (((1, 2), 64), ((0, 2), 128), ((0, 1), 128))  # (dims summed out, length) for t, y, x
     centroid = [float((g.sum(dims) * torch.arange(n)).sum() / g.sum()) for dims, n in axes]
     st, sh, sw = cam_stride(net.config)
-    assert abs(centroid[0] - st * 4) < 1.0 and abs(centroid[1] - sh * 4) < 1.0 and abs(centroid[2] - sw * 4) < 1.0
+    assert (sh, sw) == ((8, 8) if fine_cam else (16, 16))
+    assert abs(centroid[0] - st * 4) < 1.0 and abs(centroid[1] - 64) < 1.0 and abs(centroid[2] - 64) < 1.0
 
 
 @pytest.mark.parametrize("fit", ["crop", "pad", "squash"])
@@ -153,6 +156,24 @@ def test_heat_map_peaks_on_the_flashing_square(tmp_path, fit):
                             FRAME_HW, net.config, fit=fit)
     y, x = np.unravel_index(np.nanargmax(clip_map), clip_map.shape)
     assert clip_map.shape == FRAME_HW and in_box(x, y, box)
+
+
+def test_a_larger_input_maps_the_whole_picture(tmp_path):
+    """The net is fully convolutional: squashed to a 128 square (twice the crop) the whole wide
+    frame is seen, in 8 x 8 cells of the same 16 model pixels, and the peak is still on the square."""
+    box = square_box("squash", 128)
+    frames = np.full((48, *FRAME_HW, 3), 128, np.uint8)
+    y0, y1, x0, x1 = box
+    frames[::3, int(np.ceil(y0)) : int(np.floor(y1)) + 1, int(np.ceil(x0)) : int(np.floor(x1)) + 1] = 255
+    net = blur_net()
+    audio = np.zeros((net.config.n_samples * 3, 2), np.float32)
+    result = localize_clip(net, frames, audio, LocalizeOptions(fit="squash", size=128))
+    assert result.cam_shape[1:] == (8, 8) and not np.isnan(result.cam).any()
+    assert in_box(result.peaks[:, 0], result.peaks[:, 1], box).all(), (box, result.peaks[:5])
+    cropped = localize_clip(net, frames, audio, LocalizeOptions(fit="crop"))
+    assert np.isnan(cropped.cam).any()  # the default crop does not see the sides
+    with pytest.raises(ValueError, match="size"):
+        LocalizeOptions(size=8)
 
 
 def test_a_reduced_map_keeps_its_scale_and_peaks(crop_outputs):

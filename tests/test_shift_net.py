@@ -71,7 +71,7 @@ def test_paper_parameter_count_matches_release():
     assert n_params(meta_net("paper-cam")) == total  # cam only changes a stride
 
 
-@pytest.mark.parametrize("name,lo,hi", [("small", 1.0e6, 3.0e6), ("tiny", 5e4, 5e5)])
+@pytest.mark.parametrize("name,lo,hi", [("small", 1.0e6, 3.0e6), ("small-cam", 1.0e6, 3.0e6), ("tiny", 5e4, 5e5)])
 def test_cpu_preset_parameter_counts(name, lo, hi):
     assert lo < n_params(meta_net(name)) < hi
 
@@ -111,6 +111,16 @@ def test_paper_cam_and_separation_clip_shapes():
                                    torch.empty(2, 2, 44144, device="meta"))
     assert [tuple(f[k].shape[1:]) for k in ("scale0", "scale1", "scale2")] == [
         (64, 16, 28, 28), (128, 16, 28, 28), (512, 8, 7, 7)]
+
+
+def test_fine_cam_halves_the_cells_with_the_same_parameters():
+    small, fine = meta_net("small"), meta_net("small-cam")
+    assert {k: v.shape for k, v in small.state_dict().items()} == {k: v.shape for k, v in fine.state_dict().items()}
+    video, audio = inputs(fine.config, 2, device="meta")
+    assert small.cam(video, audio).shape == (2, 4, 4, 4)
+    assert fine.cam(video, audio).shape == (2, 4, 8, 8)  # time keeps conv4_1's stride
+    with pytest.raises(ValueError, match="fine_cam"):
+        get_preset("tiny", fine_cam=True)  # needs cam=True too
 
 
 def test_spectrogram_front_end_matches_waveform_rate():

@@ -163,3 +163,22 @@ def _params_at_init() -> dict[str, torch.Tensor]:
 
     torch.manual_seed(0)
     return ShiftNet(get_preset("tiny")).state_dict()
+
+
+def test_fine_tuning_starts_from_a_checkpoint_in_another_cam_layout(tmp_path):
+    from avscene.checkpoints import save_checkpoint
+    from avscene.data.videos import VideoIndex
+    from avscene.models import ShiftNet
+    from avscene.train.shift import ShiftTask
+
+    trained = ShiftNet(get_preset("tiny"))
+    path = save_checkpoint(tmp_path / "shift.pt", {"task": "shift", "model_config": trained.config.to_dict(),
+                                                   "model": trained.state_dict(), "step": 7})
+    empty = VideoIndex((), ())
+    fine = ShiftTask(get_preset("tiny", cam=True, fine_cam=True), empty, empty, init=path).build_model()
+    assert fine.config.fine_cam
+    for name, tensor in trained.state_dict().items():
+        assert torch.equal(fine.state_dict()[name], tensor), name
+    assert not torch.equal(ShiftTask(get_preset("tiny"), empty, empty).build_model().head.weight, trained.head.weight)
+    with pytest.raises(ValueError, match="shift.pt.*stem_width"):
+        ShiftTask(get_preset("tiny", stem_width=16, trunk_widths=(16, 16, 32)), empty, empty, init=path).build_model()

@@ -70,7 +70,10 @@ FITS = ("crop", "pad", "squash")
 class LocalizeOptions:
     """How to localize.
 
-    fit: how frames meet the model's square crop (as :func:`avscene.media.read_clip`).
+    fit: how frames meet the model's square input (as :func:`avscene.media.read_clip`).
+    size: side of that square in pixels (None: the crop the model was trained on). The network
+        is fully convolutional: a larger side (e.g. the video's own height with ``fit="pad"`` or
+        ``"squash"``) shows it the whole picture at its own scale, in more, equally fine cells.
     overlap: fraction of a window shared with the next one (0.5: each frame is in two windows).
     max_windows: bound on the work for long videos (None: cover every frame); fewer windows are
         spread evenly and the frames between them interpolated.
@@ -79,6 +82,7 @@ class LocalizeOptions:
     """
 
     fit: str = "crop"
+    size: int | None = None
     overlap: float = 0.5
     max_windows: int | None = None
     max_map_bytes: int = 1 << 30
@@ -86,6 +90,8 @@ class LocalizeOptions:
     def __post_init__(self) -> None:
         if self.fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
+        if self.size is not None and self.size < 16:
+            raise ValueError(f"size must be >= 16 pixels or None, got {self.size}")
         if not 0.0 <= self.overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
         if self.max_windows is not None and self.max_windows < 1:
@@ -229,9 +235,9 @@ class LocalizeResult:
 
 def cam_stride(config) -> tuple[int, int, int]:
     """(t, h, w) input steps between CAM cells of a :class:`~avscene.models.ShiftNet`: 8 frames
-    (conv1, conv2_2, conv4_1 stride 2 in time) and 16 px with ``cam=True``, else 32 px. Cell
-    ``(j, i, k)`` is centred on input frame ``8 j`` and pixel ``(s i, s k)``."""
-    spatial = 16 if config.cam else 32
+    (conv1, conv2_2, conv4_1 stride 2 in time) and 32 px, 16 px with ``cam=True``, 8 px with
+    ``fine_cam=True`` too. Cell ``(j, i, k)`` is centred on input frame ``8 j`` and pixel ``(s i, s k)``."""
+    spatial = 8 if config.fine_cam else 16 if config.cam else 32
     return (8, spatial, spatial)
 
 
@@ -257,7 +263,8 @@ def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
     others in the batch); the model's train/eval mode is restored afterwards.
 
     Args:
-        frames: uint8 (B, T, crop, crop, 3) at ``model.config.fps`` (already fitted to the crop).
+        frames: uint8 (B, T, H, W, 3) at ``model.config.fps``, already fitted to the model's input
+            (usually its crop; any size >= 16 px works, the network being fully convolutional).
         audio: float32 (B, N, C) in [-1, 1] at ``model.config.sample_rate``, sample 0 at frame 0;
             ``N`` should be ``frame_to_sample(T)``: up to one frame of samples more or less is
             trimmed or padded with silence.
@@ -269,10 +276,9 @@ def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
     cfg = model.config
     frames = torch.as_tensor(np.asarray(frames))
     audio = torch.as_tensor(np.asarray(audio, np.float32))
-    if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 \
-            or tuple(frames.shape[2:4]) != (cfg.crop_size, cfg.crop_size):
-        raise ValueError(f"frames must be uint8 (B, T, {cfg.crop_size}, {cfg.crop_size}, 3), "
-                         f"got {frames.dtype} {tuple(frames.shape)}")
+    if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or min(frames.shape[2:4]) < 16:
+        raise ValueError(f"frames must be uint8 (B, T, H, W, 3) with H, W >= 16 (the model's crop is "
+                         f"{cfg.crop_size}), got {frames.dtype} {tuple(frames.shape)}")
     if audio.dim() != 3 or audio.shape[0] != frames.shape[0] or audio.shape[2] != cfg.audio_channels:
         raise ValueError(f"audio must be ({frames.shape[0]}, N, {cfg.audio_channels}), got {tuple(audio.shape)}")
     n_samples = frame_to_sample(frames.shape[1], cfg.fps, cfg.sample_rate)
@@ -342,13 +348,14 @@ def _grid_weights(geometry: FitGeometry, stride_hw, cells_hw, out_hw) -> tuple[n
 
 
 def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config, *, fit: str = "crop",
-                 out_hw: tuple[int, int] | None = None) -> np.ndarray:
+                 size: int | None = None, out_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Put a CAM (..., h, w) (from :func:`cam_clip`, e.g. averaged over time) onto the pixel grid
     of the original (H, W) frames the clip was fitted from with ``fit`` (or onto an ``out_hw``
     grid over the same frame): float32 (..., H, W), NaN where the model did not see the frame.
-    ``config`` is the model's config (crop size and cell stride)."""
+    ``config`` is the model's config (cell stride; its crop size unless ``size`` says the side
+    the frames were fitted to)."""
     cam = np.asarray(cam, np.float32)
-    geometry = FitGeometry.of(frame_hw, config.crop_size, fit)
+    geometry = FitGeometry.of(frame_hw, size or config.crop_size, fit)
     ay, ax = _grid_weights(geometry, cam_stride(config)[1:], cam.shape[-2:], out_hw or tuple(frame_hw))
     return (ay @ cam @ ax.T).astype(np.float32)
 
@@ -411,7 +418,7 @@ def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, o
 
 def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) -> LocalizeResult:
     cfg = model.config
-    geometry = FitGeometry.of(frame_hw, cfg.crop_size, options.fit)
+    geometry = FitGeometry.of(frame_hw, options.size or cfg.crop_size, options.fit)
     stride = cam_stride(cfg)
     n, (h, w) = len(cells), frame_hw
     scale = min(1.0, math.sqrt(options.max_map_bytes / max(1, n * h * w * 4)))
@@ -457,7 +464,7 @@ def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = Loc
     def window_at(start: int):
         # 1 us past the frame's instant, so float rounding never selects the frame before it
         clip = read_clip(path, float(start / fps_m) + 1e-6, float(n / fps_m) + 1e-6, fps=fps_m,
-                         size=cfg.crop_size, fit=options.fit, sample_rate=cfg.sample_rate,
+                         size=options.size or cfg.crop_size, fit=options.fit, sample_rate=cfg.sample_rate,
                          channels=cfg.audio_channels)
         return clip.frames, clip.audio
 
@@ -470,7 +477,7 @@ def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = Loc
 def localize_clip(model, frames: np.ndarray, audio: np.ndarray,
                   options: LocalizeOptions = LocalizeOptions()) -> LocalizeResult:
     """Sound-source maps of in-memory media at the model's rates: ``frames`` uint8 (T, H, W, 3) of
-    any size at ``model.config.fps`` (fitted to the crop with ``options.fit``), ``audio`` float32
+    any size at ``model.config.fps`` (fitted with ``options.fit`` and ``options.size``), ``audio`` float32
     (N, C) at its sample rate, aligned at sample 0. The result is on the frames' own pixel grid."""
     cfg = model.config
     n, n_samples = cfg.n_frames, cfg.n_samples
@@ -482,7 +489,7 @@ def localize_clip(model, frames: np.ndarray, audio: np.ndarray,
         s0 = frame_to_sample(start, cfg.fps, cfg.sample_rate)
         seg = audio[s0 : s0 + n_samples]
         seg = np.pad(seg, ((0, n_samples - len(seg)), (0, 0)))
-        return fit_frames(frames[start : start + n], cfg.crop_size, options.fit), seg
+        return fit_frames(frames[start : start + n], options.size or cfg.crop_size, options.fit), seg
 
     times = np.arange(len(frames), dtype=np.float64)
     cells, starts, hop, cam_shape = _blend(model, len(frames), window_at, times, options)

@@ -26,7 +26,8 @@ Dataflow (channel widths and sizes of the ``paper`` preset, 125 x 224 x 224 fram
                                                     | head 1x1x1 conv + bias   (B, 16, 7, 7)  = cam
                                                     | mean over (T', H', W')   (B,)          = logit
 
-With ``cam=True`` conv5_1 has no spatial stride and the last map is 16 x 14 x 14. The head is
+With ``cam=True`` conv5_1 has no spatial stride and the last map is 16 x 14 x 14; ``fine_cam=True``
+also drops conv4_1's (28 x 28, beyond the paper). The head is
 "project, then pool": the logit is exactly the mean of the class activation map.
 
 Departures from the release
@@ -101,6 +102,10 @@ class ShiftNetConfig:
     audio_fused_width: int = 128
     #: conv5_1 without spatial stride: last map 2x finer (the release's ``cam_v1`` model).
     cam: bool = False
+    #: With ``cam``, conv4_1 without spatial stride too: last map 4x finer than the release's
+    #: (one cell per 8 input pixels). Not in the paper: for small inputs, whose 16-px cells are as
+    #: big as the objects. Same parameters as the strided layouts, so weights move between them.
+    fine_cam: bool = False
     #: 'waveform' (the paper) or 'spectrogram' (Table 1 variant).
     audio_input: str = "waveform"
     #: False = vision-only: the tiled audio features are zeros.
@@ -124,6 +129,8 @@ class ShiftNetConfig:
                 "the merge shortcut is concat(video, last audio channels), so trunk_widths[0] - "
                 f"stem_width must be in [0, audio_fused_width]; got {self.trunk_widths[0]} - "
                 f"{self.stem_width} with audio_fused_width={self.audio_fused_width}")
+        if self.fine_cam and not self.cam:
+            raise ValueError("fine_cam removes conv4_1's spatial stride on top of cam's conv5_1: set cam=True too")
         if self.n_frames < 1 or self.crop_size < 1:
             raise ValueError(f"need n_frames, crop_size >= 1, got {self.n_frames}, {self.crop_size}")
 
@@ -165,6 +172,12 @@ PRESETS: dict[str, ShiftNetConfig] = {
     "small": ShiftNetConfig(
         n_frames=32, crop_size=64, stem_width=32, trunk_widths=(64, 96, 96), merge_width=128,
         audio_widths=(16, 32, 32, 64), audio_fused_width=64, bn_momentum=0.1, cam=True,
+    ),
+    # ``small`` with 8-px CAM cells (``fine_cam``) for sound-source localization: 8x8 map on the
+    # 64x64 crop, 12x12 on a whole 96x96 frame; ~1.4x the compute of ``small``.
+    "small-cam": ShiftNetConfig(
+        n_frames=32, crop_size=64, stem_width=32, trunk_widths=(64, 96, 96), merge_width=128,
+        audio_widths=(16, 32, 32, 64), audio_fused_width=64, bn_momentum=0.1, cam=True, fine_cam=True,
     ),
     # For unit tests: forward + backward in well under 0.2 s.
     "tiny": ShiftNetConfig(
@@ -318,7 +331,8 @@ class ShiftNet(nn.Module):
         self.stem = VisualStem(cfg, bn)
         self.merge = MergeBlock(cfg.stem_width, cfg.audio_fused_width, cfg.merge_width, w3, bn)
         self.stage3 = nn.Sequential(ResBlock(3, w3, w3, 3, 1, bn=bn), ResBlock(3, w3, w3, 3, 1, bn=bn))
-        self.stage4 = nn.Sequential(ResBlock(3, w3, w4, 3, 2, bn=bn), ResBlock(3, w4, w4, 3, 1, bn=bn))
+        conv4_stride = (2, 1, 1) if cfg.fine_cam else 2
+        self.stage4 = nn.Sequential(ResBlock(3, w3, w4, 3, conv4_stride, bn=bn), ResBlock(3, w4, w4, 3, 1, bn=bn))
         conv5_stride = (1, 1, 1) if cfg.cam else (1, 2, 2)
         self.stage5 = nn.Sequential(ResBlock(3, w4, w5, 3, conv5_stride, bn=bn),
                                     ResBlock(3, w5, w5, 3, 1, bn=bn))

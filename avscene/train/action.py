@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
-from avscene.checkpoints import load_checkpoint
+from avscene.checkpoints import read_shift_checkpoint
 from avscene.constants import seconds_to_frames
 from avscene.data.action_clips import PAPER_ACTION_CLIP_S, ActionClips, ActionSampling
 from avscene.data.labelled import LabelledIndex, index_labelled, split_labelled
@@ -54,14 +54,6 @@ def action_model_config(shift_cfg: ShiftNetConfig, class_names, *, use_sound: bo
 def action_sampling(cfg: ActionNetConfig, *, augment: bool, audio_jitter_frames: int | None = None) -> ActionSampling:
     """How clips for the model ``cfg`` are cut: its clip length, rates and crop."""
     return ActionSampling.for_model(cfg.shift, augment=augment, audio_jitter_frames=audio_jitter_frames)
-
-
-def read_shift_checkpoint(path: str | os.PathLike) -> tuple[ShiftNetConfig, dict[str, torch.Tensor]]:
-    """The config and weights of a shift checkpoint (``avscene train shift``)."""
-    payload = load_checkpoint(path, map_location="cpu")
-    if payload.get("task") != "shift":
-        raise ValueError(f"{path}: a checkpoint of task {payload.get('task')!r}; initialise from a shift checkpoint")
-    return ShiftNetConfig.from_dict(payload["model_config"]), payload["model"]
 
 
 def load_shift_backbone(model: ActionNet, path: str | os.PathLike) -> ActionNet:

@@ -138,7 +138,7 @@ def load_shift_init(model: SeparationNet, path: str | os.PathLike) -> list[str]:
     shift``); the architectures must match (BN scales the checkpoint lacks start at 1). Returns
     the names left at their init."""
     from avscene.models.action_net import check_compatible
-    from avscene.train.action import read_shift_checkpoint
+    from avscene.checkpoints import read_shift_checkpoint
 
     ckpt_cfg, state = read_shift_checkpoint(path)
     check_compatible(model.config.shift, ckpt_cfg, source=str(path))

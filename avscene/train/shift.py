@@ -255,6 +255,21 @@ class ShardShiftExamples(Dataset):
                 "share; prepare more, smaller shards (--clips-per-shard) or use fewer --workers") from None
 
 
+def load_shift_init(net: ShiftNet, path: str | os.PathLike) -> ShiftNet:
+    """Load the weights of the shift checkpoint at ``path`` into ``net``, whose layout (``cam``,
+    ``fine_cam``, clip length, crop) may differ but whose widths must match; returns ``net``."""
+    from avscene.checkpoints import read_shift_checkpoint
+    from avscene.models.action_net import check_compatible
+
+    ckpt_cfg, state = read_shift_checkpoint(path)
+    check_compatible(net.config, ckpt_cfg, source=str(path))
+    if (ckpt_cfg.sample_rate, ckpt_cfg.fps) != (net.config.sample_rate, net.config.fps):
+        raise ValueError(f"{path}: trained at {ckpt_cfg.sample_rate} Hz / {float(ckpt_cfg.fps):.3f} fps, the new "
+                         f"network runs at {net.config.sample_rate} Hz / {float(net.config.fps):.3f} fps")
+    net.load_state_dict(state)
+    return net
+
+
 class PairForward(nn.Module):
     """The training forward (aligned and shifted audio through one shared visual stem) as a
     module's ``forward``, so DistributedDataParallel sees it."""
@@ -290,6 +305,9 @@ class ShiftTask:
     seed: int = 0
     name: str = "shift"
     find_unused_parameters: bool = False
+    #: A shift checkpoint to start from (fine-tuning, e.g. into the ``cam`` / ``fine_cam`` layouts,
+    #: whose parameters are the same); None = random init. A resumed run ignores it.
+    init: str | os.PathLike | None = None
 
     def __post_init__(self):
         self._val_batches: list[dict] | None = None
@@ -300,7 +318,10 @@ class ShiftTask:
                               augment=augment)
 
     def build_model(self) -> ShiftNet:
-        return ShiftNet(self.model_cfg)
+        net = ShiftNet(self.model_cfg)
+        if self.init is not None:
+            load_shift_init(net, self.init)
+        return net
 
     def model_config(self) -> dict:
         return self.model_cfg.to_dict()
@@ -359,12 +380,14 @@ class ShiftTask:
 
 def make_shift_task(data: str | Path, model_cfg: ShiftNetConfig, *, val_data: str | Path | None = None,
                     negatives: str = "shift", shift_range_s=None, n_val: int = 64, seed: int = 0,
-                    progress: bool = False, num_workers: int | None = None) -> ShiftTask:
+                    progress: bool = False, num_workers: int | None = None,
+                    init: str | os.PathLike | None = None) -> ShiftTask:
     """Index the training (and validation) videos, or open the shards (see :func:`is_shard_data`),
     and build the task; unusable files are skipped and reported on the task's ``train_index``.
     Without ``val_data`` about 10 % of the videos (or shards) are held out. With ``num_workers``
     (DataLoader workers per process), training shards too few for every reader are refused now
-    rather than when a reader runs dry."""
+    rather than when a reader runs dry. ``init``: a shift checkpoint to start from
+    (:func:`load_shift_init`)."""
     probe_sampling = shift_sampling(model_cfg, negatives=negatives, shift_range_s=shift_range_s, augment=False)
 
     def load(source) -> VideoIndex | ShardSet:
@@ -387,5 +410,5 @@ def make_shift_task(data: str | Path, model_cfg: ShiftNetConfig, *, val_data: st
             raise ValueError(f"{data}: {len(train_index)} training shards for {world} processes x "
                              f"{max(1, num_workers)} data workers: every reader needs its own shard; prepare more, "
                              "smaller shards (--clips-per-shard) or use fewer --workers")
-    return ShiftTask(model_cfg, train_index, val_index, negatives=negatives, shift_range_s=shift_range_s,
+    return ShiftTask(model_cfg, train_index, val_index, negatives=negatives, shift_range_s=shift_range_s, init=init,
                      n_val=n_val, seed=seed)
