@@ -56,13 +56,13 @@ import numpy as np
 
 from common import RESULTS, record_training_time, reuse_or_start, write_result
 
-from avscene.checkpoints import load_model
+from avscene.checkpoints import load_model, read_shift_checkpoint
 from avscene.train.action import SYNTHETIC_ACTION_SCENE_S, write_synthetic_action_data
 from avscene.data.labelled import index_labelled
 from avscene.files import atomic_path
 from avscene.infer.classify import evaluate
 from avscene.synth import ACTION_CLASSES
-from avscene.train.action import action_clip_frames, make_action_task, read_shift_checkpoint
+from avscene.train.action import action_clip_frames, make_action_task
 from avscene.train.loop import TrainConfig, fit
 from avscene.train.runtime import pick_device
 

@@ -13,9 +13,10 @@ What it does, all through the library's real paths (mp4 files, the media layer, 
 
 The checkpoint stays in ``--out`` (default ``runs/bench/shift``) for ``benchmarks/offset.py``
 and ``benchmarks/localize.py``. Result: ``benchmarks/results/shift.json`` and
-``shift_curves.png``.
+``shift_curves.png`` (``shift_small_cam*`` with ``--preset small-cam``, the same recipe for the
+localization layout; its checkpoint goes to ``runs/bench/small-cam``).
 
-    python benchmarks/shift.py [--steps 800] [--world pulses|full]
+    python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|full]
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from avscene.train.shift import SYNTHETIC_SYNC_WORLDS, ShiftTask, make_shift_tas
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("runs/bench/shift2"))
+    ap.add_argument("--preset", choices=("small", "small-cam"), default="small",
+                    help="small: the sync target; small-cam: its 8-px CAM layout for localization")
+    ap.add_argument("--out", type=Path, default=None, help="default runs/bench/shift2 (small), runs/bench/<preset>")
     ap.add_argument("--world", choices=sorted(SYNTHETIC_SYNC_WORLDS), default="pulses")
     ap.add_argument("--scenes", type=int, default=200)
     ap.add_argument("--steps", type=int, default=800)
@@ -51,7 +54,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    model_cfg = get_preset("small")
+    args.out = args.out or Path("runs/bench/shift2" if args.preset == "small" else f"runs/bench/{args.preset}")
+    name = "shift" if args.preset == "small" else f"shift_{args.preset.replace('-', '_')}"
+    model_cfg = get_preset(args.preset)
     t0 = time.perf_counter()
     train_dir, val_dir = write_synthetic_sync_data(args.out / "synthetic", args.scenes, args.seed, model_cfg,
                                                    world=args.world)
@@ -81,9 +86,9 @@ def main() -> None:
 
     log = json.loads((Path(cfg.out_dir) / "log.json").read_text())
     curve = [{k: r[k] for k in ("step", "acc", "loss", "val_acc", "val_loss") if k in r} for r in log]
-    shutil.copyfile(Path(cfg.out_dir) / "curves.png", RESULTS / "shift_curves.png")
+    shutil.copyfile(Path(cfg.out_dir) / "curves.png", RESULTS / f"{name}_curves.png")
     result = {
-        "preset": "small", "model": model_cfg.to_dict(), "world": args.world,
+        "preset": args.preset, "model": model_cfg.to_dict(), "world": args.world,
         "world_config": SYNTHETIC_SYNC_WORLDS[args.world],
         "train_scenes": args.scenes, "test_scenes": args.test_scenes, "test_clips": args.test_clips,
         "steps": args.steps, "global_batch": 16, "optimizer": f"sgd lr 1e-2 momentum 0.9 clip 5, {args.schedule} schedule",
@@ -94,9 +99,9 @@ def main() -> None:
         "target": ">= 0.90 test accuracy within 15 CPU-minutes of training",
         "met": bool(test["acc"] >= 0.9 and train_s <= 15 * 60),
     }
-    print(f"small preset, {args.world} world: test accuracy {test['acc']:.3f} on {args.test_clips} held-out clips "
+    print(f"{args.preset} preset, {args.world} world: test accuracy {test['acc']:.3f} on {args.test_clips} held-out clips "
           f"after {args.steps} steps in {train_s / 60:.1f} min of training (data {data_s / 60:.1f} min)")
-    write_result("shift", result)
+    write_result(name, result)
 
 
 if __name__ == "__main__":
