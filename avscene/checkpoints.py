@@ -68,3 +68,17 @@ def read_shift_checkpoint(path: str | os.PathLike):
     if payload.get("task") != "shift":
         raise ValueError(f"{path}: a checkpoint of task {payload.get('task')!r}; initialise from a shift checkpoint")
     return ShiftNetConfig.from_dict(payload["model_config"]), payload["model"]
+
+
+def shift_weights_for(path: str | os.PathLike, config) -> dict[str, torch.Tensor]:
+    """The weights of the shift checkpoint at ``path``, checked to fit a shift network of
+    ``config`` (a :class:`~avscene.models.ShiftNetConfig`): the same widths and rates; its layout
+    (``cam``, ``fine_cam``, clip length, crop) may differ. A clear error naming the file otherwise."""
+    from avscene.models.action_net import check_compatible
+
+    ckpt_cfg, state = read_shift_checkpoint(path)
+    check_compatible(config, ckpt_cfg, source=str(path))
+    if (ckpt_cfg.sample_rate, ckpt_cfg.fps) != (config.sample_rate, config.fps):
+        raise ValueError(f"{path}: shift network trained at {ckpt_cfg.sample_rate} Hz / {float(ckpt_cfg.fps):.3f} fps, "
+                         f"the new network runs at {config.sample_rate} Hz / {float(config.fps):.3f} fps")
+    return state

@@ -137,16 +137,9 @@ def load_shift_init(model: SeparationNet, path: str | os.PathLike) -> list[str]:
     """Initialise ``model``'s shift net from the shift checkpoint at ``path`` (``avscene train
     shift``); the architectures must match (BN scales the checkpoint lacks start at 1). Returns
     the names left at their init."""
-    from avscene.models.action_net import check_compatible
-    from avscene.checkpoints import read_shift_checkpoint
+    from avscene.checkpoints import shift_weights_for
 
-    ckpt_cfg, state = read_shift_checkpoint(path)
-    check_compatible(model.config.shift, ckpt_cfg, source=str(path))
-    if (ckpt_cfg.sample_rate, ckpt_cfg.fps) != (model.config.shift.sample_rate, model.config.shift.fps):
-        raise ValueError(f"{path}: shift network trained at {ckpt_cfg.sample_rate} Hz / {float(ckpt_cfg.fps):.3f} fps, "
-                         f"the separation model runs at {model.config.shift.sample_rate} Hz / "
-                         f"{float(model.config.shift.fps):.3f} fps")
-    return model.load_shift_weights(state)
+    return model.load_shift_weights(shift_weights_for(path, model.config.shift))
 
 
 def write_synthetic_separation_data(root: str | Path, model_cfg: SeparationNetConfig, *, progress: bool = True,

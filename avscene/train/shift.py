@@ -258,15 +258,9 @@ class ShardShiftExamples(Dataset):
 def load_shift_init(net: ShiftNet, path: str | os.PathLike) -> ShiftNet:
     """Load the weights of the shift checkpoint at ``path`` into ``net``, whose layout (``cam``,
     ``fine_cam``, clip length, crop) may differ but whose widths must match; returns ``net``."""
-    from avscene.checkpoints import read_shift_checkpoint
-    from avscene.models.action_net import check_compatible
+    from avscene.checkpoints import shift_weights_for
 
-    ckpt_cfg, state = read_shift_checkpoint(path)
-    check_compatible(net.config, ckpt_cfg, source=str(path))
-    if (ckpt_cfg.sample_rate, ckpt_cfg.fps) != (net.config.sample_rate, net.config.fps):
-        raise ValueError(f"{path}: trained at {ckpt_cfg.sample_rate} Hz / {float(ckpt_cfg.fps):.3f} fps, the new "
-                         f"network runs at {net.config.sample_rate} Hz / {float(net.config.fps):.3f} fps")
-    net.load_state_dict(state)
+    net.load_state_dict(shift_weights_for(path, net.config))
     return net
 
 
