@@ -97,6 +97,10 @@ class LocalizeOptions:
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or None, got {self.max_windows}")
 
+    def input_side(self, config) -> int:
+        """Side of the square the frames are fitted to: ``size``, else the model's crop."""
+        return self.size or config.crop_size
+
 
 @dataclasses.dataclass(frozen=True)
 class FitGeometry:
@@ -418,7 +422,7 @@ def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, o
 
 def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) -> LocalizeResult:
     cfg = model.config
-    geometry = FitGeometry.of(frame_hw, options.size or cfg.crop_size, options.fit)
+    geometry = FitGeometry.of(frame_hw, options.input_side(cfg), options.fit)
     stride = cam_stride(cfg)
     n, (h, w) = len(cells), frame_hw
     scale = min(1.0, math.sqrt(options.max_map_bytes / max(1, n * h * w * 4)))
@@ -464,7 +468,7 @@ def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = Loc
     def window_at(start: int):
         # 1 us past the frame's instant, so float rounding never selects the frame before it
         clip = read_clip(path, float(start / fps_m) + 1e-6, float(n / fps_m) + 1e-6, fps=fps_m,
-                         size=options.size or cfg.crop_size, fit=options.fit, sample_rate=cfg.sample_rate,
+                         size=options.input_side(cfg), fit=options.fit, sample_rate=cfg.sample_rate,
                          channels=cfg.audio_channels)
         return clip.frames, clip.audio
 
@@ -489,7 +493,7 @@ def localize_clip(model, frames: np.ndarray, audio: np.ndarray,
         s0 = frame_to_sample(start, cfg.fps, cfg.sample_rate)
         seg = audio[s0 : s0 + n_samples]
         seg = np.pad(seg, ((0, n_samples - len(seg)), (0, 0)))
-        return fit_frames(frames[start : start + n], options.size or cfg.crop_size, options.fit), seg
+        return fit_frames(frames[start : start + n], options.input_side(cfg), options.fit), seg
 
     times = np.arange(len(frames), dtype=np.float64)
     cells, starts, hop, cam_shape = _blend(model, len(frames), window_at, times, options)
