@@ -18,6 +18,10 @@ from avscene.media import MediaError
 #: Where ``make demo`` leaves its shift network; the default ``--model``.
 DEFAULT_SHIFT_MODEL = Path("runs/demo/shift/checkpoint.pt")
 
+#: The keys of ``avscene.train.shift.SYNTHETIC_SYNC_WORLDS``, spelt out so that building the
+#: parser does not import torch (a test keeps the two equal).
+SYNTHETIC_SYNC_WORLD_NAMES = ("full", "pulses", "pulses-crowd")
+
 #: Exit codes: 0 ok, 1 some inputs failed (batch went on), 2 usage or fatal error.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -128,6 +132,8 @@ def _cmd_train_shift(args: argparse.Namespace) -> int:
         overrides["audio_input"] = args.audio_input
     if args.no_sound:
         overrides["use_sound"] = False
+    if args.crop_size:
+        overrides["crop_size"] = args.crop_size
     model_cfg = get_preset(args.preset, **overrides)
     data, val_data = args.data, args.val_data
     if str(data) == "synthetic":
@@ -451,6 +457,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="held-out videos or shards (default: ~10%% of --data's videos or shards, chosen by name)")
     p.add_argument("--preset", default="small", help="model preset: paper, paper-cam, small, small-cam, tiny")
     p.add_argument("--audio-input", dest="audio_input", choices=("waveform", "spectrogram"), default=None)
+    p.add_argument("--crop-size", dest="crop_size", type=int, default=None, metavar="PX",
+                   help="square crop the net trains on (default the preset's; frames are stored at 8/7 of it)")
     p.add_argument("--no-sound", dest="no_sound", action="store_true", help="vision-only (audio features zeroed)")
     p.add_argument("--init", type=Path, default=None, metavar="SHIFT_CKPT",
                    help="start from a trained shift network (same widths as --preset), e.g. to fine-tune it in "
@@ -461,9 +469,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-val", dest="n_val", type=int, default=64, help="held-out clips for validation")
     p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=400,
                    help="with --data synthetic: number of training scenes")
-    p.add_argument("--synthetic-world", dest="synthetic_world", choices=("pulses", "full"), default="pulses",
-                   help="with --data synthetic: salient pulse scenes (learnable on a CPU, default) or all "
-                        "five motion kinds")
+    p.add_argument("--synthetic-world", dest="synthetic_world", choices=SYNTHETIC_SYNC_WORLD_NAMES,
+                   default="pulses",
+                   help="with --data synthetic: salient pulse scenes (learnable on a CPU, default), the same with "
+                        "1-3 look-alikes of which one sounds (pulses-crowd, for localization) or all five motion kinds")
     _add_train_args(p, lr=1e-2, optimizer="sgd")
     p.set_defaults(func=_cmd_train_shift)
 

@@ -11,12 +11,21 @@ What it does, all through the library's real paths (mp4 files, the media layer, 
 3. measures accuracy on ``--test-clips`` clips of the test scenes (each: aligned audio vs audio
    shifted by 0.5-1.5 s, the paper's 2.0-5.8 s scaled to the 1.07 s clip), centre crop.
 
-The checkpoint stays in ``--out`` (default ``runs/bench/shift``) for ``benchmarks/offset.py``
+The checkpoint stays in ``--out`` (default ``runs/bench/shift2``) for ``benchmarks/offset.py``
 and ``benchmarks/localize.py``. Result: ``benchmarks/results/shift.json`` and
 ``shift_curves.png`` (``shift_small_cam*`` with ``--preset small-cam``, the same recipe for the
 localization layout; its checkpoint goes to ``runs/bench/small-cam``).
 
-    python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|full]
+Fine-tuning (``--init CKPT``, with ``--crop-size``, ``--lr``, ``--world``) continues a trained
+net; ``benchmarks/localize.py`` takes its model this way: ``small-cam`` fine-tuned on
+``pulses-crowd`` scenes at an 84-px crop of the 96-px frames (the whole picture at its own
+scale, as the localization benchmark shows it):
+
+    python benchmarks/shift.py --preset small-cam --init runs/bench/small-cam/run/checkpoint.pt \
+        --world pulses-crowd --scenes 800 --crop-size 84 --lr 5e-3 --steps 1200 --val-every 100 \
+        --results-name shift_small_cam_crowd   # into runs/bench/shift_small_cam_crowd
+
+    python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|pulses-crowd|full]
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=("small", "small-cam"), default="small",
                     help="small: the sync target; small-cam: its 8-px CAM layout for localization")
-    ap.add_argument("--out", type=Path, default=None, help="default runs/bench/shift2 (small), runs/bench/<preset>")
+    ap.add_argument("--out", type=Path, default=None, help="default runs/bench/shift2 (small), runs/bench/<preset>; with --init runs/bench/<results name>")
     ap.add_argument("--world", choices=sorted(SYNTHETIC_SYNC_WORLDS), default="pulses")
     ap.add_argument("--scenes", type=int, default=200)
     ap.add_argument("--steps", type=int, default=800)
@@ -52,11 +61,17 @@ def main() -> None:
     ap.add_argument("--test-scenes", type=int, default=64)
     ap.add_argument("--test-clips", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None, help="fine-tune this shift checkpoint (same widths)")
+    ap.add_argument("--crop-size", type=int, default=None, help="training crop in px (default the preset's)")
+    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--results-name", default=None, help="default shift (small), shift_<preset>")
     args = ap.parse_args()
 
-    args.out = args.out or Path("runs/bench/shift2" if args.preset == "small" else f"runs/bench/{args.preset}")
-    name = "shift" if args.preset == "small" else f"shift_{args.preset.replace('-', '_')}"
-    model_cfg = get_preset(args.preset)
+    name = args.results_name or ("shift" if args.preset == "small" else f"shift_{args.preset.replace('-', '_')}")
+    if args.out is None:  # a fine-tuning run gets its own folder, never the one its init came from
+        args.out = Path(f"runs/bench/{name}" if args.init else "runs/bench/shift2" if args.preset == "small"
+                        else f"runs/bench/{args.preset}")
+    model_cfg = get_preset(args.preset, **({"crop_size": args.crop_size} if args.crop_size else {}))
     t0 = time.perf_counter()
     train_dir, val_dir = write_synthetic_sync_data(args.out / "synthetic", args.scenes, args.seed, model_cfg,
                                                    world=args.world)
@@ -67,9 +82,9 @@ def main() -> None:
         write_dataset(test_dir, args.test_scenes, args.seed + 20_000, task="sync", config=config)
     data_s = time.perf_counter() - t0
 
-    task = make_shift_task(train_dir, model_cfg, val_data=val_dir, seed=args.seed)
+    task = make_shift_task(train_dir, model_cfg, val_data=val_dir, seed=args.seed, init=args.init)
     cfg = TrainConfig(out_dir=str(args.out / "run"), steps=args.steps, global_batch=16, micro_batch=16,
-                      optimizer="sgd", lr=1e-2, schedule=args.schedule, val_every=args.val_every, ckpt_every=100, log_every=10,
+                      optimizer="sgd", lr=args.lr, schedule=args.schedule, val_every=args.val_every, ckpt_every=100, log_every=10,
                       num_workers=1, seed=args.seed, resume=False)
     t1 = time.perf_counter()
     checkpoint = fit(task, cfg)
@@ -88,16 +103,18 @@ def main() -> None:
     curve = [{k: r[k] for k in ("step", "acc", "loss", "val_acc", "val_loss") if k in r} for r in log]
     shutil.copyfile(Path(cfg.out_dir) / "curves.png", RESULTS / f"{name}_curves.png")
     result = {
-        "preset": args.preset, "model": model_cfg.to_dict(), "world": args.world,
+        "preset": args.preset, "model": model_cfg.to_dict(), "init": str(args.init) if args.init else None,
+        "world": args.world,
         "world_config": SYNTHETIC_SYNC_WORLDS[args.world],
         "train_scenes": args.scenes, "test_scenes": args.test_scenes, "test_clips": args.test_clips,
-        "steps": args.steps, "global_batch": 16, "optimizer": f"sgd lr 1e-2 momentum 0.9 clip 5, {args.schedule} schedule",
+        "steps": args.steps, "global_batch": 16, "optimizer": f"sgd lr {args.lr:g} momentum 0.9 clip 5, {args.schedule} schedule",
         "shift_range_frames": list(task.sampling(False).shift_frames),
         "test_accuracy": round(test["acc"], 4), "test_loss": round(test["loss"], 4), "chance": 0.5,
         "train_minutes": round(train_s / 60, 2), "data_generation_minutes": round(data_s / 60, 2),
         "test_seconds": round(test_s, 1), "checkpoint": str(checkpoint), "curve": curve,
-        "target": ">= 0.90 test accuracy within 15 CPU-minutes of training",
-        "met": bool(test["acc"] >= 0.9 and train_s <= 15 * 60),
+        # the sync issue's target is for a net trained from scratch; a fine-tuning run reports none
+        "target": None if args.init else ">= 0.90 test accuracy within 15 CPU-minutes of training",
+        "met": None if args.init else bool(test["acc"] >= 0.9 and train_s <= 15 * 60),
     }
     print(f"{args.preset} preset, {args.world} world: test accuracy {test['acc']:.3f} on {args.test_clips} held-out clips "
           f"after {args.steps} steps in {train_s / 60:.1f} min of training (data {data_s / 60:.1f} min)")

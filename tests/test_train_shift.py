@@ -182,3 +182,21 @@ def test_fine_tuning_starts_from_a_checkpoint_in_another_cam_layout(tmp_path):
     assert not torch.equal(ShiftTask(get_preset("tiny"), empty, empty).build_model().head.weight, trained.head.weight)
     with pytest.raises(ValueError, match="shift.pt.*stem_width"):
         ShiftTask(get_preset("tiny", stem_width=16, trunk_widths=(16, 16, 32)), empty, empty, init=path).build_model()
+
+
+def test_cli_offers_every_synthetic_world():
+    from avscene import cli
+    from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+
+    assert cli.SYNTHETIC_SYNC_WORLD_NAMES == tuple(sorted(SYNTHETIC_SYNC_WORLDS))
+
+
+def test_train_shift_crop_size_overrides_the_preset(event_videos, tmp_path):
+    from avscene import cli
+
+    folder, _ = event_videos
+    argv = _train_cmd(folder, tmp_path / "run", 1, crop_size=40, val_every=1)[3:]  # drop python -m avscene
+    assert cli.main(argv) == cli.EXIT_OK
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["model_config"]["crop_size"] == 40
+    assert ckpt["step"] == 1

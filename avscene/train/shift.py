@@ -42,8 +42,12 @@ from avscene.synth import SceneConfig, ensure_dataset
 #: preset learns it in a few hundred steps, while on the ``full`` world (five motion kinds at
 #: default salience) it stayed at chance for 600 steps: its cues (a bounce's contact, a
 #: mouth's opening, a roll's push) take a few pixels at 64 x 64 and need far more training.
+#: ``pulses-crowd`` is ``pulses`` with 1-3 look-alike objects of which exactly one sounds: to
+#: tell sync apart the net must find *which* object's pulses meet the bursts, the skill its
+#: class activation maps show (``benchmarks/localize.py`` fine-tunes on it).
 SYNTHETIC_SYNC_WORLDS = {
     "pulses": dict(motions=("pulse",), salience=1.0, n_objects=(1, 2)),
+    "pulses-crowd": dict(motions=("pulse",), salience=1.0, n_objects=(1, 3), n_sounding=1),
     "full": {},
 }
 
