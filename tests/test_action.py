@@ -100,7 +100,7 @@ def test_malformed_split_line_names_file_and_line(tmp_path, line, why):
     listing.write_text(f"ApplyEyeMakeup/v_ok.avi 1\r\n\r\nBasketball/v_ok.avi 2\r\n{line}\r\n")
     with pytest.raises(SplitFileError) as err:
         read_split_file(listing, UCF_CLASSES)
-    assert f"trainlist01.txt:4: " in str(err.value) and why in str(err.value)
+    assert "trainlist01.txt:4: " in str(err.value) and why in str(err.value)
     assert err.value.line_no == 4
 
 

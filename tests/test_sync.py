@@ -7,7 +7,6 @@ interface scores audio by how well its bursts line up with the video's flashes.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
