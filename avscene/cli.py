@@ -20,7 +20,7 @@ DEFAULT_SHIFT_MODEL = Path("runs/demo/shift/checkpoint.pt")
 
 #: The keys of ``avscene.train.shift.SYNTHETIC_SYNC_WORLDS``, spelt out so that building the
 #: parser does not import torch (a test keeps the two equal).
-SYNTHETIC_SYNC_WORLD_NAMES = ("full", "pulses", "pulses-crowd")
+SYNTHETIC_SYNC_WORLD_NAMES = ("full", "motions", "pulses", "pulses-crowd")
 
 #: Exit codes: 0 ok, 1 some inputs failed (batch went on), 2 usage or fatal error.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
@@ -472,7 +472,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-world", dest="synthetic_world", choices=SYNTHETIC_SYNC_WORLD_NAMES,
                    default="pulses",
                    help="with --data synthetic: salient pulse scenes (learnable on a CPU, default), the same with "
-                        "1-3 look-alikes of which one sounds (pulses-crowd, for localization) or all five motion kinds")
+                        "1-3 look-alikes of which one sounds (pulses-crowd, for localization), all five motion kinds at "
+                        "that size (motions) or at their natural size (full)")
     _add_train_args(p, lr=1e-2, optimizer="sgd")
     p.set_defaults(func=_cmd_train_shift)
 
