@@ -25,7 +25,7 @@ scale, as the localization benchmark shows it):
         --world pulses-crowd --scenes 800 --crop-size 84 --lr 5e-3 --steps 1200 --val-every 100 \
         --results-name shift_small_cam_crowd   # into runs/bench/shift_small_cam_crowd
 
-    python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|pulses-crowd|full]
+    python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|pulses-crowd|motions|full]
 """
 
 from __future__ import annotations
