@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from avscene.checkpoints import shift_weights_for
 from avscene.constants import as_fps
 from avscene.data.shards import SHARD_FORMAT, expand_shards, shift_example_shards
 from avscene.data.shift_pairs import ShiftPairs, ShiftSampling, frames_to_video
@@ -264,15 +265,6 @@ class ShardShiftExamples(Dataset):
                 "share; prepare more, smaller shards (--clips-per-shard) or use fewer --workers") from None
 
 
-def load_shift_init(net: ShiftNet, path: str | os.PathLike) -> ShiftNet:
-    """Load the weights of the shift checkpoint at ``path`` into ``net``, whose layout (``cam``,
-    ``fine_cam``, clip length, crop) may differ but whose widths must match; returns ``net``."""
-    from avscene.checkpoints import shift_weights_for
-
-    net.load_state_dict(shift_weights_for(path, net.config))
-    return net
-
-
 class PairForward(nn.Module):
     """The training forward (aligned and shifted audio through one shared visual stem) as a
     module's ``forward``, so DistributedDataParallel sees it."""
@@ -322,8 +314,8 @@ class ShiftTask:
 
     def build_model(self) -> ShiftNet:
         net = ShiftNet(self.model_cfg)
-        if self.init is not None:
-            load_shift_init(net, self.init)
+        if self.init is not None:  # same widths; the layout (cam, fine_cam, clip, crop) may differ
+            net.load_state_dict(shift_weights_for(self.init, net.config))
         return net
 
     def model_config(self) -> dict:
@@ -390,7 +382,7 @@ def make_shift_task(data: str | Path, model_cfg: ShiftNetConfig, *, val_data: st
     Without ``val_data`` about 10 % of the videos (or shards) are held out. With ``num_workers``
     (DataLoader workers per process), training shards too few for every reader are refused now
     rather than when a reader runs dry. ``init``: a shift checkpoint to start from
-    (:func:`load_shift_init`)."""
+    (:func:`avscene.checkpoints.shift_weights_for` checks that it fits)."""
     probe_sampling = shift_sampling(model_cfg, negatives=negatives, shift_range_s=shift_range_s, augment=False)
 
     def load(source) -> VideoIndex | ShardSet:
