@@ -3,7 +3,7 @@ a CPU-minutes budget (issue 3: >= 90 % within 15 minutes on a 2-core CPU; chance
 
 What it does, all through the library's real paths (mp4 files, the media layer, ``fit``):
 
-1. writes ``--scenes`` training scenes and a validation set of the ``pulses`` sync world
+1. writes ``--scenes`` training scenes and a validation set of the ``--world`` sync world (default ``pulses``)
    (:data:`avscene.train.shift.SYNTHETIC_SYNC_WORLDS`), and a separate test set of other seeds;
 2. trains ``--steps`` steps (SGD as the paper: momentum 0.9, lr 1e-2, clip 5; global batch 16;
    cosine decay by default, ``--schedule constant`` for the paper's),
