@@ -25,6 +25,12 @@ scale, as the localization benchmark shows it):
         --world pulses-crowd --scenes 800 --crop-size 84 --lr 5e-3 --steps 1200 --val-every 100 \
         --results-name shift_small_cam_crowd   # into runs/bench/shift_small_cam_crowd
 
+The pretraining of ``benchmarks/action.py --init runs/bench/shift_small_motions4k/...``: the pulse
+net fine-tuned on all five motion kinds (sync accuracy per kind: ``benchmarks/sync_by_motion.py``):
+
+    python benchmarks/shift.py --init runs/bench/shift2/run/checkpoint.pt --world motions --scenes 1200 \
+        --steps 4000 --lr 1e-2 --val-every 250 --results-name shift_small_motions4k
+
     python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|pulses-crowd|motions|full]
 """
 
