@@ -38,6 +38,13 @@ clips (12 epochs) at lr 1e-2, 10 test scenes per class, 5 clips each: about 1.5 
 on a 2-core CPU, about 15 minutes for 3 rows x 3 seeds with the data (about 1 minute, written
 once under ``--out`` and reused).
 
+The claim is checked on the means and, because a seed's spread is about 0.1, also seed by seed:
+``ordering.paired_margins`` gives each pair's per-seed difference (mean, standard error, seeds
+ahead). The init matters: the default (the pulse net) knows one of the five motions;
+``--init runs/bench/shift_small_motions4k/run/checkpoint.pt`` (pretrained on all five, see
+``benchmarks/shift.py``) with ``--seeds 0 1 2 3 4 --out runs/bench/action_m4k --results-name
+action_motions4k`` gives the committed second table.
+
 Result: ``benchmarks/results/<--results-name>.json`` and ``<--results-name>_table1.png`` (bars:
 mean, whiskers: min..max over seeds, dots: seeds). ``--results-name`` may be a path (e.g.
 ``/tmp/smoke``) to keep a trial run out of ``benchmarks/results``.
@@ -90,6 +97,17 @@ def summary(values: list[float]) -> dict:
     return {"mean": round(float(a.mean()), 4), "std": round(float(a.std(ddof=1)) if len(a) > 1 else 0.0, 4),
             "min": round(float(a.min()), 4), "max": round(float(a.max()), 4),
             "per_seed": [round(float(v), 4) for v in a]}
+
+
+def paired_margin(better: list[float], worse: list[float]) -> dict:
+    """How far one row is ahead of another, seed by seed (a seed fixes the head's initial weights,
+    the example order and the augmentation of both runs): mean and standard error of the per-seed
+    difference, and in how many seeds it is positive. With a few seeds and a spread of 0.1 between
+    them, a gap of the means smaller than about two standard errors is not evidence either way."""
+    d = np.asarray(better, dtype=float) - np.asarray(worse, dtype=float)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"mean": round(float(d.mean()), 4), "standard_error": round(se, 4),
+            "seeds_ahead": int((d > 0).sum()), "seeds": len(d)}
 
 
 def plot_table(rows: list[dict], chance: float, path: Path, title: str) -> Path:
@@ -194,6 +212,10 @@ def main() -> None:
     holds = {base: (bool(means["sound"] > means["vision"] > means[base])
                     if {"sound", "vision", base} <= means.keys() else None)
              for base in ("scratch", "scratch-vision")}
+    per_seed = {key: [s["top1"] for s in scores[key]] for key in args.rows}
+    margins = {f"{a} - {b}": paired_margin(per_seed[a], per_seed[b])
+               for a, b in (("sound", "vision"), ("vision", "scratch"), ("vision", "scratch-vision"))
+               if a in per_seed and b in per_seed}
     total_s = time.perf_counter() - t_start
     chance = 1 / k
     result = {
@@ -205,7 +227,7 @@ def main() -> None:
         "test": {"per_class": args.test_per_class, "videos": len(test_index), "data_seed": args.data_seed + 20_000},
         "seeds": args.seeds, "chance": round(chance, 4), "rows": table,
         "ordering": {"claim": "with sound > vision only > scratch (test top-1 means)",
-                     "holds_against": holds, "means": means},
+                     "holds_against": holds, "means": means, "paired_margins": margins},
         "runs": {key: [{k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in s.items()} for s in scores[key]]
                  for key in args.rows},
         "data_seconds": round(data_s, 1), "seconds": round(total_s, 1),
@@ -217,6 +239,9 @@ def main() -> None:
     print(f"chance {chance:.3f}; ordering with sound > vision only > scratch: "
           f"{', '.join(f'against {b}: {h}' for b, h in holds.items())}; "
           f"total {total_s / 60:.1f} min (data {data_s:.0f} s)")
+    for pair, m in margins.items():
+        print(f"  {pair}: {m['mean']:+.3f} +- {m['standard_error']:.3f} (standard error over seeds), "
+              f"ahead in {m['seeds_ahead']} of {m['seeds']} seeds")
     write_result(args.results_name, result)
     png = plot_table(table, chance, RESULTS / f"{args.results_name}_table1.png",
                      f"synthetic actions: {args.per_class} labelled scenes/class, {args.steps} steps x {args.batch}, "
