@@ -42,8 +42,9 @@ The claim is checked on the means and, because a seed's spread is about 0.1, als
 ``ordering.paired_margins`` gives each pair's per-seed difference (mean, standard error, seeds
 ahead). The init matters: the default (the pulse net) knows one of the five motions;
 ``--init runs/bench/shift_small_motions4k/run/checkpoint.pt`` (pretrained on all five, see
-``benchmarks/shift.py``) with ``--seeds 0 1 2 3 4 --out runs/bench/action_m4k --results-name
-action_motions4k`` gives the committed second table.
+``benchmarks/shift.py``) with ``--seeds 0 1 2 3 4 --rows scratch scratch-vision vision sound
+probe-vision --out runs/bench/action_m4k --results-name action_motions4k`` gives the committed
+second table.
 
 Result: ``benchmarks/results/<--results-name>.json`` and ``<--results-name>_table1.png`` (bars:
 mean, whiskers: min..max over seeds, dots: seeds). ``--results-name`` may be a path (e.g.
