@@ -103,11 +103,12 @@ def summary(values: list[float]) -> dict:
 def paired_margin(better: list[float], worse: list[float]) -> dict:
     """How far one row is ahead of another, seed by seed (a seed fixes the head's initial weights,
     the example order and the augmentation of both runs): mean and standard error of the per-seed
-    difference, and in how many seeds it is positive. With a few seeds and a spread of 0.1 between
-    them, a gap of the means smaller than about two standard errors is not evidence either way."""
+    difference (None from one seed), and in how many seeds it is positive. With a few seeds and a
+    spread of 0.1 between them, a gap of the means smaller than about two standard errors is not
+    evidence either way."""
     d = np.asarray(better, dtype=float) - np.asarray(worse, dtype=float)
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return {"mean": round(float(d.mean()), 4), "standard_error": round(se, 4),
+    se = round(float(d.std(ddof=1) / np.sqrt(len(d))), 4) if len(d) > 1 else None  # NaN is not JSON
+    return {"mean": round(float(d.mean()), 4), "standard_error": se,
             "seeds_ahead": int((d > 0).sum()), "seeds": len(d)}
 
 
@@ -241,8 +242,8 @@ def main() -> None:
           f"{', '.join(f'against {b}: {h}' for b, h in holds.items())}; "
           f"total {total_s / 60:.1f} min (data {data_s:.0f} s)")
     for pair, m in margins.items():
-        print(f"  {pair}: {m['mean']:+.3f} +- {m['standard_error']:.3f} (standard error over seeds), "
-              f"ahead in {m['seeds_ahead']} of {m['seeds']} seeds")
+        spread = f" +- {m['standard_error']:.3f} (standard error over seeds)" if m["standard_error"] is not None else ""
+        print(f"  {pair}: {m['mean']:+.3f}{spread}, ahead in {m['seeds_ahead']} of {m['seeds']} seeds")
     write_result(args.results_name, result)
     png = plot_table(table, chance, RESULTS / f"{args.results_name}_table1.png",
                      f"synthetic actions: {args.per_class} labelled scenes/class, {args.steps} steps x {args.batch}, "
