@@ -9,7 +9,7 @@ What it does, all through the library's real paths (mp4 files, the media layer, 
    cosine decay by default, ``--schedule constant`` for the paper's),
    validating every ``--val-every`` steps on 64 held-out clips;
 3. measures accuracy on ``--test-clips`` clips of the test scenes (each: aligned audio vs audio
-   shifted by 0.5-1.5 s, the paper's 2.0-5.8 s scaled to the 1.07 s clip), centre crop.
+   shifted by 0.5-1.5 s, the paper's 2.0-5.8 s scaled to the 1.07 s clip, or by ``--shift-range``), centre crop.
 
 The checkpoint stays in ``--out`` (default ``runs/bench/shift2``) for ``benchmarks/offset.py``
 and ``benchmarks/localize.py``. Result: ``benchmarks/results/shift.json`` and
