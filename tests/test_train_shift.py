@@ -191,6 +191,21 @@ def test_cli_offers_every_synthetic_world():
     assert cli.SYNTHETIC_SYNC_WORLD_NAMES == tuple(sorted(SYNTHETIC_SYNC_WORLDS))
 
 
+def test_every_synthetic_world_makes_scenes_of_its_motions():
+    from avscene.synth import MOTIONS, SceneConfig, generate_scene
+    from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+
+    kinds = {}
+    for name, world in SYNTHETIC_SYNC_WORLDS.items():
+        config = SceneConfig(task="sync", duration_s=1.5, **world)
+        scenes = [generate_scene(config, seed) for seed in range(6)]
+        kinds[name] = {o.kind for s in scenes for o in s.objects if o.sounding}
+        lo, hi = world.get("n_objects", config.n_objects)
+        assert all(lo <= len(s.objects) <= hi for s in scenes), name
+    assert kinds["pulses"] == kinds["pulses-crowd"] == {"pulse"}
+    assert len(kinds["motions"]) >= 3 and kinds["motions"] <= set(MOTIONS)  # all kinds, not just pulses
+
+
 def test_train_shift_crop_size_overrides_the_preset(event_videos, tmp_path):
     from avscene import cli
 
