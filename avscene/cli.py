@@ -44,7 +44,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from avscene.synth import SceneConfig, write_dataset
 
-    overrides = {k: v for k, v in (("width", args.size), ("height", args.size), ("duration_s", args.duration_s)) if v}
+    overrides = {k: v for k, v in (("width", args.size), ("height", args.size), ("duration_s", args.duration_s),
+                                   ("unseen_action_sound", args.unseen_action_sound)) if v}
     config = SceneConfig(task=args.task, **overrides)
     manifest = write_dataset(args.out_dir, args.n, args.seed, task=args.task, config=config, progress=not args.quiet)
     print(f"wrote {args.n} {args.task} scenes: {manifest}")
@@ -423,6 +424,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=("sync", "localize", "separation", "action"), default="sync")
     p.add_argument("--size", type=int, default=None, help="frame side in pixels")
     p.add_argument("--duration-s", dest="duration_s", type=float, default=None, help="scene length (s)")
+    p.add_argument("--unseen-action-sound", dest="unseen_action_sound", type=float, default=None, metavar="P",
+                   help="action: probability that another class's sound plays off-screen as loud as the action's")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 

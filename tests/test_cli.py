@@ -22,6 +22,12 @@ def test_synth_writes_a_set_with_ground_truth(tmp_path, capsys):
     for name in ("scene_00000.mp4", "scene_00000.npz", "scene_00000.json", "scene_00001.mp4"):
         assert (tmp_path / "set" / name).is_file()
     assert "wrote 2 action scenes" in capsys.readouterr().out
+    assert manifest["config"]["unseen_action_sound"] == 0.0
+
+    assert cli.main(["synth", str(tmp_path / "unseen"), "--n", "1", "--task", "action", "--duration-s", "1",
+                     "--unseen-action-sound", "1", "--quiet"]) == 0
+    manifest = json.loads((tmp_path / "unseen" / "manifest.json").read_text())
+    assert manifest["config"]["unseen_action_sound"] == 1.0
 
 
 def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys):

@@ -3,6 +3,7 @@ and the structure of each task."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import time
@@ -302,6 +303,37 @@ def test_action_classes_are_covered_and_differ():
         f = np.fft.rfftfreq(len(x), 1 / s.sample_rate)
         centroid[name] = (spec * f).sum() / spec.sum()
     assert centroid["bounce_thud"] < 0.5 * centroid["bounce_clink"]
+
+
+def test_unseen_action_sound_adds_another_class_sound_off_screen_and_leaves_the_picture():
+    for seed in range(6):
+        plain = generate_scene(short("action", difficulty=0.0), seed)
+        mixed = generate_scene(short("action", difficulty=0.0, unseen_action_sound=1.0), seed)
+        assert mixed.label == plain.label and np.array_equal(mixed.frames, plain.frames)
+        assert mixed.source_kinds[: len(plain.source_kinds)] == plain.source_kinds
+        extra = len(plain.source_kinds)
+        assert len(mixed.source_kinds) == extra + 1 and not mixed.source_onscreen[extra]
+        others = {(a.behaviour.sound) for i, a in enumerate(ACTIONS) if a.behaviour != ACTIONS[plain.label].behaviour}
+        assert mixed.source_kinds[extra] in others
+        own = next(o.source for o in mixed.objects if o.sounding)
+        rms = lambda x: float(np.sqrt(np.mean(x ** 2)))  # noqa: E731
+        assert 0.5 < rms(mixed.sources[extra]) / rms(mixed.sources[own]) < 2.0  # +-3 dB each: as loud
+    with pytest.raises(ValueError, match="unseen_action_sound"):
+        short("action", unseen_action_sound=1.5)
+
+
+def test_ensure_dataset_reuses_a_set_written_before_a_config_option_existed(tmp_path):
+    pytest.importorskip("avscene.media")
+    from avscene.synth import ensure_dataset
+
+    cfg = SceneConfig(task="action", duration_s=0.5, width=32, height=32)
+    out = ensure_dataset(tmp_path / "set", 1, 3, config=cfg, progress=False, stems=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["config"]["unseen_action_sound"]  # as written by an older version
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert ensure_dataset(out, 1, 3, config=cfg, progress=False) == out
+    with pytest.raises(ValueError, match="another config"):
+        ensure_dataset(out, 1, 3, config=dataclasses.replace(cfg, unseen_action_sound=1.0), progress=False)
 
 
 def test_action_dataset_labels_cycle_through_classes(tmp_path):

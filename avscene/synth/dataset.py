@@ -167,6 +167,15 @@ def write_dataset(out_dir: str | os.PathLike, n: int, seed: int, *, task: str | 
 
 
 
+def _stored_config(manifest: dict) -> dict | None:
+    """A manifest's scene config with the defaults of options added since it was written (those
+    options did not exist, so the set was made as their defaults make it); None if unreadable."""
+    try:
+        return SceneConfig.from_dict(manifest["config"]).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def ensure_dataset(out_dir: str | os.PathLike, n: int, seed: int, *, config: SceneConfig, progress: bool = True,
                    stems: bool = True) -> Path:
     """:func:`write_dataset` once: a finished set (its manifest written) of the same count, seed
@@ -175,7 +184,7 @@ def ensure_dataset(out_dir: str | os.PathLike, n: int, seed: int, *, config: Sce
     out = Path(out_dir)
     if (out / "manifest.json").exists():
         manifest = load_manifest(out)
-        if (manifest.get("n"), manifest.get("seed"), manifest.get("config")) != (n, seed, config.to_dict()):
+        if (manifest.get("n"), manifest.get("seed"), _stored_config(manifest)) != (n, seed, config.to_dict()):
             raise ValueError(f"{out} holds {manifest.get('n')} scenes of seed {manifest.get('seed')} written with "
                              f"another config than the {n} scenes of seed {seed} asked for; delete it or choose "
                              "another folder")

@@ -14,7 +14,11 @@ that made them. Tasks (``SceneConfig.task``):
   at random; with probability ``difficulty`` a silent non-talking distractor is added.
 * ``'action'``: one object performing action class ``label`` (random if None; see
   :mod:`avscene.synth.actions`); with probability ``difficulty`` a silent distractor with a
-  random motion and, with probability ``difficulty / 2``, an off-screen source.
+  random motion and, with probability ``difficulty / 2``, an off-screen source;
+  with probability ``unseen_action_sound`` (0 by default) the soundtrack also carries an
+  off-screen source making *another* class's sound as loud as the action's (real footage's
+  music, commentary and off-camera action), so the sound alone names two candidate classes
+  and only its agreement with the visible motion says which one is on screen.
 
 ``difficulty`` in [0, 1] scales the visual clutter: background texture contrast
 (12 + 40 d), sensor noise std (2 + 8 d, 0-255 units), smaller objects (x (1 - 0.25 d)), object
@@ -79,6 +83,7 @@ class SceneConfig:
     difficulty: float = 0.5
     voice_pairing: str = "random"            # separation: 'within' | 'across' | 'random'
     label: int | None = None                 # action: class label (None: random)
+    unseen_action_sound: float = 0.0         # action: probability of another class's sound off-screen
     motions: tuple[str, ...] | None = None   # sync/localize: motion kinds to draw (None: all)
     salience: float = 0.0                    # 0..1: larger objects, stronger pulses (see above)
 
@@ -103,6 +108,8 @@ class SceneConfig:
             raise ValueError(f"duration_s must be positive, got {self.duration_s}")
         if not 0.0 <= self.difficulty <= 1.0:
             raise ValueError(f"difficulty must be in [0, 1], got {self.difficulty}")
+        if not 0.0 <= self.unseen_action_sound <= 1.0:
+            raise ValueError(f"unseen_action_sound must be in [0, 1], got {self.unseen_action_sound}")
         if self.voice_pairing not in VOICE_PAIRINGS:
             raise ValueError(f"voice_pairing must be one of {VOICE_PAIRINGS}, got {self.voice_pairing!r}")
         if not 1 <= self.n_objects[0] <= self.n_objects[1] <= 4:
@@ -313,6 +320,10 @@ def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], i
             specs = [specs[i] for i in rng.permutation(len(specs))]
         if rng.random() < d / 2:
             specs += _offscreen_specs(rng, 1, config.offscreen_db)
+        # Drawn last and only when enabled, so that sets made without it stay bit-identical.
+        if config.unseen_action_sound > 0 and rng.random() < config.unseen_action_sound:
+            other = ACTIONS[(label + 1 + int(rng.integers(len(ACTIONS) - 1))) % len(ACTIONS)].behaviour
+            specs.append(_Spec(other, _random_shape(rng, other), True, False, gain()))
     return specs, label, pairing
 
 

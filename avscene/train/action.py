@@ -201,14 +201,14 @@ SYNTHETIC_ACTION_SCENE_S = 4.0
 
 
 def write_synthetic_action_data(root: str | Path, shift_cfg: ShiftNetConfig, *, progress: bool = True,
-                                **sets: tuple[int, int]) -> dict[str, Path]:
+                                unseen_action_sound: float = 0.0, **sets: tuple[int, int]) -> dict[str, Path]:
     """Generate (once; finished sets are reused) synthetic action sets at the rates of ``shift_cfg``:
     ``root/<name>`` with ``count`` scenes of seed ``seed`` for each ``name=(count, seed)``; returns
     ``{name: folder}``. Labels cycle over the classes, so ``count = k * len(ACTION_CLASSES)``
-    gives k scenes per class."""
+    gives k scenes per class. ``unseen_action_sound``: see :class:`avscene.synth.SceneConfig`."""
     from avscene.synth import SceneConfig, ensure_dataset
 
     config = SceneConfig(task="action", fps=shift_cfg.fps, sample_rate=shift_cfg.sample_rate,
-                         duration_s=SYNTHETIC_ACTION_SCENE_S)
+                         duration_s=SYNTHETIC_ACTION_SCENE_S, unseen_action_sound=unseen_action_sound)
     return {name: ensure_dataset(Path(root) / name, count, set_seed, config=config, progress=progress, stems=False)
             for name, (count, set_seed) in sets.items()}
