@@ -185,8 +185,8 @@ def main() -> None:
     if args.unseen_action_sound:
         data_root = data_root.with_name(f"{data_root.name}_unseen{args.unseen_action_sound:g}")
     sets = write_synthetic_action_data(data_root, shift_cfg, unseen_action_sound=args.unseen_action_sound,
-                                       train=(k * args.per_class, args.data_seed),
-                                 val=(k * 2, args.data_seed + 10_000), test=(k * args.test_per_class, args.data_seed + 20_000))
+                                       train=(k * args.per_class, args.data_seed), val=(k * 2, args.data_seed + 10_000),
+                                       test=(k * args.test_per_class, args.data_seed + 20_000))
     test_index = index_labelled(sets["test"])
     data_s = time.perf_counter() - t_start
 
