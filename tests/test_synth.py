@@ -16,7 +16,7 @@ from scipy.ndimage import binary_erosion
 from avscene.constants import frame_to_sample, seconds_to_frames
 from avscene.synth import (ACTION_CLASSES, ACTIONS, SOUND_PAIRS, TIMING_PAIRS, VOICE_GROUPS, VOICES,
                            SceneConfig, Timebase, action_class_names, action_index, babble,
-                           build_actor, generate_scene, load_ground_truth, scene_seed,
+                           build_actor, ensure_dataset, generate_scene, load_ground_truth, scene_seed,
                            voices_in_group, write_dataset)
 from avscene.synth.actors import PLAIN_BEHAVIOURS
 from avscene.synth.render import shape_family
@@ -313,7 +313,7 @@ def test_unseen_action_sound_adds_another_class_sound_off_screen_and_leaves_the_
         assert mixed.source_kinds[: len(plain.source_kinds)] == plain.source_kinds
         extra = len(plain.source_kinds)
         assert len(mixed.source_kinds) == extra + 1 and not mixed.source_onscreen[extra]
-        others = {(a.behaviour.sound) for i, a in enumerate(ACTIONS) if a.behaviour != ACTIONS[plain.label].behaviour}
+        others = {a.behaviour.sound for a in ACTIONS if a.behaviour != ACTIONS[plain.label].behaviour}
         assert mixed.source_kinds[extra] in others
         own = next(o.source for o in mixed.objects if o.sounding)
         rms = lambda x: float(np.sqrt(np.mean(x ** 2)))  # noqa: E731
@@ -324,8 +324,6 @@ def test_unseen_action_sound_adds_another_class_sound_off_screen_and_leaves_the_
 
 def test_ensure_dataset_reuses_a_set_written_before_a_config_option_existed(tmp_path):
     pytest.importorskip("avscene.media")
-    from avscene.synth import ensure_dataset
-
     cfg = SceneConfig(task="action", duration_s=0.5, width=32, height=32)
     out = ensure_dataset(tmp_path / "set", 1, 3, config=cfg, progress=False, stems=False)
     manifest = json.loads((out / "manifest.json").read_text())
