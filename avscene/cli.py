@@ -94,6 +94,8 @@ def _add_train_args(p: argparse.ArgumentParser, *, lr: float, optimizer: str) ->
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     p.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=0)
+    p.add_argument("--lr-drop-step", dest="lr_drop_step", type=int, default=None,
+                   help="multiply the lr by 0.1 from this step on (constant schedule)")
     p.add_argument("--weight-decay", dest="weight_decay", type=float, default=1e-5)
     p.add_argument("--grad-clip", dest="grad_clip", type=float, default=5.0)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
@@ -117,7 +119,7 @@ def _train_config(args: argparse.Namespace):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     micro = args.micro_batch or max(1, args.global_batch // world)
     fields = {f: getattr(args, f) for f in (
-        "steps", "global_batch", "optimizer", "lr", "schedule", "warmup_steps", "weight_decay", "grad_clip",
+        "steps", "global_batch", "optimizer", "lr", "schedule", "warmup_steps", "lr_drop_step", "weight_decay", "grad_clip",
         "precision", "channels_last", "compile", "device", "num_workers", "seed", "log_every", "val_every",
         "ckpt_every", "resume", "progress")}
     return TrainConfig(out_dir=str(args.out), micro_batch=micro, **fields)

@@ -61,12 +61,21 @@ def reuse_or_start(run_dir: Path, budget: dict, steps: int, fresh: bool) -> int:
         record = run_dir / BUDGET_FILE
         old = json.loads(record.read_text()) if record.exists() else None
         done = int(load_checkpoint(ckpt)["step"])
-        if old != budget or done > steps:
-            diff = sorted(k for k in set(budget) | set(old or {}) if (old or {}).get(k) != budget.get(k))
+        diff = sorted(k for k in set(budget) | set(old or {}) if (old or {}).get(k) != budget.get(k))
+        if diff == ["lr_drop_step"] and done <= _first_drop(old, budget):
+            diff = []  # the schedules agree on every step done so far: continue under the new one
+        if diff or done > steps:
             raise SystemExit(f"{run_dir} was trained with another budget ({', '.join(diff) or f'{done} > {steps} steps'} "
                              f"differ); pass --fresh to retrain it or choose another --out")
     write_json(run_dir / BUDGET_FILE, budget)
     return done
+
+
+def _first_drop(old: dict, new: dict) -> int:
+    """The first step at which the lr drops in either budget (``lr_drop_step``; absent or None:
+    never)."""
+    drops = [b.get("lr_drop_step") for b in (old, new)]
+    return min((d for d in drops if d is not None), default=2**62)
 
 
 def record_training_time(run_dir: Path, start: int, steps: int, seconds: float) -> dict:

@@ -103,13 +103,15 @@ def train_variant(variant: str, args: argparse.Namespace, sets: dict[str, Path])
     run_dir = args.out / variant
     budget = {"variant": variant, "preset": args.preset, "output": model_cfg.output, "global_batch": args.batch_size,
               "lr": args.lr, "optimizer": "adam", "grad_clip": 10.0, "weight_decay": 1e-5, "schedule": "constant",
+              "lr_drop_step": args.lr_drop_step,
               "train_data": str(sets["train"]), "val_data": str(sets["val"]), "init": init, "seed": args.seed}
     start = reuse_or_start(run_dir, budget, args.steps, args.fresh)
     task = make_separation_task(sets["train"], model_cfg, init=init, val_data=sets["val"], n_val=args.n_val,
                                 seed=args.seed)
     cfg = TrainConfig(out_dir=str(run_dir), steps=args.steps, global_batch=args.batch_size,
                       micro_batch=args.batch_size, optimizer="adam", lr=args.lr, grad_clip=10.0, weight_decay=1e-5,
-                      schedule="constant", log_every=min(10, args.steps), val_every=args.val_every or args.steps,
+                      schedule="constant", lr_drop_step=args.lr_drop_step, log_every=min(10, args.steps),
+                      val_every=args.val_every or args.steps,
                       ckpt_every=max(1, min(100, args.steps)), num_workers=args.workers, seed=args.seed,
                       device=args.device, resume=not args.fresh)
     t0 = time.perf_counter()
@@ -227,6 +229,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=800, help="training steps of every model")
     ap.add_argument("--batch-size", type=int, default=8, help="mixtures per step")
     ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of every model")
+    ap.add_argument("--lr-drop-step", type=int, default=None,
+                    help="lr x 0.1 from this step on (the release: 120K of 160K); default: constant lr")
     ap.add_argument("--train-scenes", type=int, default=400, help="synthetic training scenes (6 s each)")
     ap.add_argument("--test-scenes", type=int, default=64, help="held-out test scenes, half within-, half across-group")
     ap.add_argument("--clips-per-scene", type=int, default=4, help="test clips per scene (non-overlapping)")
@@ -293,7 +297,9 @@ def main() -> None:
     result = {
         "preset": args.preset, "model": model_cfg.to_dict(), "init": str(args.init),
         "budget": {"steps": args.steps, "global_batch": args.batch_size, "lr": args.lr,
-                   "optimizer": f"adam lr {args.lr:g}, grad clip 10, weight decay 1e-5, constant schedule",
+                   "lr_drop_step": args.lr_drop_step,
+                   "optimizer": f"adam lr {args.lr:g}, grad clip 10, weight decay 1e-5, " + (
+                       "constant schedule" if args.lr_drop_step is None else f"x0.1 from step {args.lr_drop_step}"),
                    "train_scenes": args.train_scenes, "val_scenes": max(8, args.train_scenes // 8),
                    "snr_db": [0.0, 0.0], "seed": args.seed},
         "test": {"scenes": {"within": n_test, "across": n_test}, "clips_per_scene": args.clips_per_scene,

@@ -129,6 +129,23 @@ def test_killed_training_resumes_exactly(event_videos, tmp_path):
     assert len(log) == 1 + steps // 5 and "val_acc" in log[0]
 
 
+def test_a_run_continued_with_an_lr_drop_equals_one_trained_with_it(event_videos, tmp_path):
+    """The separation recipe (lr x 0.1 late in training) can extend a finished constant-lr run:
+    the first step after resuming already uses the dropped lr."""
+    folder, _ = event_videos
+    ref = tmp_path / "ref"
+    subprocess.run(_train_cmd(folder, ref, 10, ckpt_every=5, log_every=1, lr_drop_step=5), check=True, timeout=300)
+    run = tmp_path / "continued"
+    subprocess.run(_train_cmd(folder, run, 5, ckpt_every=5, log_every=1), check=True, timeout=300)
+    subprocess.run(_train_cmd(folder, run, 10, ckpt_every=5, log_every=1, lr_drop_step=5), check=True, timeout=300)
+
+    final, expected = _params(run / "checkpoint.pt"), _params(ref / "checkpoint.pt")
+    for name, tensor in expected.items():
+        assert torch.equal(final[name], tensor), name
+    lrs = [row["lr"] for row in load_checkpoint(run / "checkpoint.pt")["log"]]
+    assert lrs == pytest.approx([1e-2] * 5 + [1e-3] * 5)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -42,7 +42,8 @@ class TrainConfig:
     """How to train (the task says what). ``optimizer="sgd"`` with the defaults is the paper's
     shift schedule (momentum 0.9, constant lr 1e-2, global grad-norm clip 5, weight decay 1e-5
     on weights); ``"adamw"`` is the modern option, usually with ``warmup_steps`` and
-    ``schedule="cosine"``."""
+    ``schedule="cosine"``. ``lr_drop_step`` multiplies the lr by 0.1 from that step on (the
+    release's separation schedule: lr 1e-4, x0.1 at 120K of 160K steps)."""
 
     out_dir: str
     steps: int
@@ -55,6 +56,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     warmup_steps: int = 0
     schedule: str = "constant"  # or "cosine"
+    lr_drop_step: int | None = None
     precision: str = "fp32"  # or "bf16"
     channels_last: bool = False
     compile: bool = False
@@ -127,6 +129,10 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Opt
         opt = torch.optim.Adam(groups, lr=cfg.lr)
     else:
         raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {cfg.optimizer!r}")
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg.schedule!r}")
+    if cfg.schedule == "cosine" and cfg.lr_drop_step is not None:
+        raise ValueError("lr_drop_step goes with the constant schedule, not the cosine one")
 
     def factor(step: int) -> float:
         if cfg.warmup_steps and step < cfg.warmup_steps:
@@ -134,6 +140,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Opt
         if cfg.schedule == "cosine":
             progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if cfg.lr_drop_step is not None and step >= cfg.lr_drop_step:
+            return 0.1
         return 1.0
 
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -193,6 +201,10 @@ def _fit(task: Task, cfg: TrainConfig, runtime: Runtime) -> Path:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        # The lr of the next step comes from this config's schedule (the one saved may differ,
+        # e.g. a run continued with an lr drop).
+        for group, base_lr, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+            group["lr"] = base_lr * factor(sched.last_epoch)
         start_step = int(state["step"])
         log.rows = list(state.get("log", []))
     if runtime.is_main:
@@ -252,6 +264,7 @@ def _fit(task: Task, cfg: TrainConfig, runtime: Runtime) -> Path:
                 for name, value in metrics.items():
                     metrics_sum[name] = metrics_sum.get(name, 0.0) + value / accum
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+            step_lr = opt.param_groups[0]["lr"]
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
@@ -266,7 +279,7 @@ def _fit(task: Task, cfg: TrainConfig, runtime: Runtime) -> Path:
                 n = window.pop("_n")
                 row = runtime.mean({name: value / n for name, value in window.items()})
                 elapsed = time.perf_counter() - t_window
-                row.update(step=step, lr=sched.get_last_lr()[0],
+                row.update(step=step, lr=step_lr,
                            examples_per_s=n * cfg.global_batch / max(elapsed, 1e-9))
                 window, t_window = {}, time.perf_counter()
                 if step % cfg.val_every == 0 or step == cfg.steps:
