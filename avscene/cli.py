@@ -21,6 +21,8 @@ DEFAULT_SHIFT_MODEL = Path("runs/demo/shift/checkpoint.pt")
 #: The keys of ``avscene.train.shift.SYNTHETIC_SYNC_WORLDS``, spelt out so that building the
 #: parser does not import torch (a test keeps the two equal).
 SYNTHETIC_SYNC_WORLD_NAMES = ("full", "motions", "pulses", "pulses-crowd")
+#: ``avscene.models.separation_net.PHASE_SOURCES`` and ``DEFAULT_PHASE``, spelt out likewise.
+SEPARATION_PHASES, DEFAULT_SEPARATION_PHASE = ("mixture", "pred"), "mixture"
 
 #: Exit codes: 0 ok, 1 some inputs failed (batch went on), 2 usage or fatal error.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
@@ -585,8 +587,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop-frames", dest="hop_frames", type=int, default=None,
                    help="frames between windows (default: half a clip)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=8, help="windows per forward pass")
-    p.add_argument("--phase", choices=("pred", "mixture"), default="pred",
-                   help="phase of the outputs: the predicted one (release) or the mixture's")
+    p.add_argument("--phase", choices=SEPARATION_PHASES, default=DEFAULT_SEPARATION_PHASE,
+                   help="phase of the outputs: the mixture's (default, measured better) or the predicted one "
+                        "(the release's default)")
     p.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop", help="how frames fit the model's square")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="no spectrogram PNG")
     p.add_argument("--device", default="auto")
@@ -617,7 +620,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=64,
                    help="with --data synthetic: number of held-out scenes")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
-    p.add_argument("--phase", choices=("pred", "mixture"), default="pred")
+    p.add_argument("--phase", choices=SEPARATION_PHASES, default=DEFAULT_SEPARATION_PHASE,
+                   help="phase of the separated waveforms: the mixture's or the predicted one")
     p.add_argument("--no-mixture", dest="mixture", action="store_false", help="leave out the mixture baseline row")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

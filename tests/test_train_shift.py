@@ -208,6 +208,13 @@ def test_cli_offers_every_synthetic_world():
     assert cli.SYNTHETIC_SYNC_WORLD_NAMES == tuple(sorted(SYNTHETIC_SYNC_WORLDS))
 
 
+def test_cli_offers_the_separation_phases():
+    from avscene import cli
+    from avscene.models.separation_net import DEFAULT_PHASE, PHASE_SOURCES
+
+    assert (cli.SEPARATION_PHASES, cli.DEFAULT_SEPARATION_PHASE) == (PHASE_SOURCES, DEFAULT_PHASE)
+
+
 def test_every_synthetic_world_makes_scenes_of_its_motions():
     from avscene.synth import MOTIONS, SceneConfig, generate_scene
     from avscene.train.shift import SYNTHETIC_SYNC_WORLDS

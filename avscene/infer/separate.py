@@ -59,7 +59,7 @@ from avscene.data.mixtures import MixtureConfig
 from avscene.data.shift_pairs import frames_to_video
 from avscene.media import ClipRangeError, NoStreamError, probe, read_clip
 from avscene.models import SeparationNet
-from avscene.models.separation_net import PHASE, input_spectrogram, synthesize_sources
+from avscene.models.separation_net import DEFAULT_PHASE, PHASE_SOURCES, synthesize_sources
 
 #: Level windows are brought to before separation (RMS over all channels): the expected RMS of
 #: a training mixture of two sources at RMS 0.1 (the release's ``input_rms``).
@@ -73,20 +73,21 @@ Box = tuple[float, float, float, float]
 @dataclasses.dataclass(frozen=True)
 class SeparateOptions:
     """How to separate. ``mask``: ``"left"``, ``"right"``, ``(x0, y0, x1, y1)`` or None.
-    ``hop_frames`` None: half a clip. ``phase``: ``"pred"`` (the release) or ``"mixture"``
-    (the predicted magnitudes with the mixture's phase). ``input_rms`` None: no levelling.
+    ``hop_frames`` None: half a clip. ``phase``: ``"mixture"`` (the predicted magnitudes with
+    the mixture's phase, the default: see :data:`~avscene.models.separation_net.PHASE_SOURCES`)
+    or ``"pred"`` (the predicted phase, the release's default). ``input_rms`` None: no levelling.
     ``fit``: how :func:`separate_file` fits frames to the model's square input."""
 
     mask: str | Box | None = None
     hop_frames: int | None = None
     batch_size: int = 8
-    phase: str = "pred"
+    phase: str = DEFAULT_PHASE
     input_rms: float | None = DEFAULT_INPUT_RMS
     fit: str = "crop"
 
     def __post_init__(self):
-        if self.phase not in ("pred", "mixture"):
-            raise ValueError(f"phase must be 'pred' or 'mixture', got {self.phase!r}")
+        if self.phase not in PHASE_SOURCES:
+            raise ValueError(f"phase must be one of {PHASE_SOURCES}, got {self.phase!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.hop_frames is not None and self.hop_frames < 1:
@@ -264,10 +265,8 @@ def _separate_windows(model: SeparationNet, n_samples: int, inputs: WindowInputs
         if cfg.uses_video:
             video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames)).to(device))  # (B, 3, T, H, W)
         pred = model(video, mix).float()  # (B, 2, 2, F, T)
-        if options.phase == "mixture":
-            phase = input_spectrogram(mix, cfg.spectrogram)[:, None, PHASE].float()  # (B, 1, F, T)
-            pred = torch.stack([pred[:, :, 0], phase.expand(-1, 2, -1, -1)], dim=2)
-        waves = synthesize_sources(pred, length, cfg.spectrogram).double().cpu().numpy()  # (B, 2, L)
+        waves = synthesize_sources(pred, length, cfg.spectrogram, mixture=mix if options.phase == "mixture" else None)
+        waves = waves.double().cpu().numpy()  # (B, 2, L)
         waves /= gains[:, None, None]
         for i, f in enumerate(batch):
             a = frame_to_sample(f, cfg.shift.fps, cfg.shift.sample_rate)

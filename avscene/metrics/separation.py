@@ -41,7 +41,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from avscene.files import write_csv, write_json, write_text
-from avscene.models.separation_net import PHASE, input_spectrogram, synthesize_sources, target_spectrograms
+from avscene.models.separation_net import (DEFAULT_PHASE, PHASE_SOURCES, input_spectrogram, synthesize_sources,
+                                           target_spectrograms)
 from avscene.train.separation_losses import align_sources, on_off_error_db
 
 #: Per-clip metrics, in table order; ``on_off_db`` lower is better, the others higher.
@@ -90,7 +91,7 @@ def si_sdr(reference, estimate, *, clamp_db: float | None = 100.0, eps: float = 
 
 
 @torch.no_grad()
-def score_batch(pred: Tensor | None, batch: dict, cfg, *, pit: bool = False, phase: str = "pred",
+def score_batch(pred: Tensor | None, batch: dict, cfg, *, pit: bool = False, phase: str = DEFAULT_PHASE,
                 filter_length: int = 512, clamp_db: float | None = 100.0) -> list[dict]:
     """Per-clip metrics (:data:`METRICS`) of one batch. ``pred``: the net's output
     ``(B, 2, 2, F, T)``, or None for the mixture-as-estimate baseline; ``batch``: ``mixture``,
@@ -109,12 +110,10 @@ def score_batch(pred: Tensor | None, batch: dict, cfg, *, pit: bool = False, pha
         pred = pred.float().cpu()
         error = on_off_error_db(pred, target, pit=pit, cfg=spec_cfg)
         pred = align_sources(pred, error.swapped)
-        if phase == "mixture":
-            mix_phase = input_spectrogram(mixture, spec_cfg)[:, None, PHASE]  # (B, 1, F, T)
-            pred = torch.stack([pred[:, :, 0], mix_phase.expand(-1, 2, -1, -1)], dim=2)
-        elif phase != "pred":
-            raise ValueError(f"phase must be 'pred' or 'mixture', got {phase!r}")
-        est = synthesize_sources(pred, mixture.shape[-1], spec_cfg)  # (B, 2, N)
+        if phase not in PHASE_SOURCES:
+            raise ValueError(f"phase must be one of {PHASE_SOURCES}, got {phase!r}")
+        est = synthesize_sources(pred, mixture.shape[-1], spec_cfg,
+                                 mixture=mixture if phase == "mixture" else None)  # (B, 2, N)
     ref = torch.stack([on.mean(1), off.mean(1)], 1)[..., :covered]  # (B, 2, L)
     est = est[..., :covered]
     sdr, sir, sar = bss_eval(ref, est, filter_length=filter_length, clamp_db=clamp_db)  # (B, 2) each
@@ -213,7 +212,7 @@ def _summarise(rows: list[dict], groups: tuple[str, ...]) -> dict[str, dict[str,
 
 def evaluate_separation(models: Mapping[str, nn.Module | str | os.PathLike], dataset: Dataset, *,
                         batch_size: int = 8, device: str | torch.device | None = None, include_mixture: bool = True,
-                        phase: str = "pred", filter_length: int = 512, clamp_db: float | None = 100.0,
+                        phase: str = DEFAULT_PHASE, filter_length: int = 512, clamp_db: float | None = 100.0,
                         num_workers: int = 0, progress: bool = False) -> SeparationTable:
     """Evaluate separation ``models`` (name -> :class:`~avscene.models.SeparationNet` or a
     checkpoint path) on every clip of ``dataset`` (finite; examples as
