@@ -5,8 +5,9 @@ The observer knows the ground truth a network has to infer: every object's visua
 (its pulses) and the sound's onsets. In each window (32 frames, 1.07 s: the ``small-cam``
 network's input) it scores each object: sound onsets that have one of the object's pulses within
 ``tau`` seconds, minus the object's pulses in the window with no onset within ``tau``. It picks the
-best score and breaks ties at random (``tau`` counts whole frames: events are on the frame grid). Its object-choice accuracy (expected, over the random tie
-breaks) is the ceiling of ``object_choice_accuracy`` in ``localize.json`` for a network whose
+best score and breaks ties at random (``tau`` counts whole frames: events are on the frame grid).
+Its object-choice accuracy (expected over the random tie breaks) is the ceiling of
+``object_choice_accuracy`` in ``localize.json`` for a network whose
 audio-visual timing is only as precise as ``tau``; pointing also needs the peak inside the box, so
 it is a ceiling for pointing too.
 
@@ -79,8 +80,8 @@ def main() -> None:
                     "sounding_object_uniquely_best": round(float(np.mean(unique[name])), 4)}
              for name, tau in taus.items()}
     for name, row in table.items():
-        print(f"tau {row['tau_s']:.3f} s ({name}): ideal object choice {row['object_choice_accuracy']:.3f} "
-              f"(sounding object uniquely best in {row['sounding_object_uniquely_best']:.3f} of {row['windows']} windows)")
+        print(f"tau {row['tau_s']:.3f} s ({name}): ideal object choice {row['object_choice_accuracy']:.3f} (sounding "
+              f"object uniquely best in {row['sounding_object_uniquely_best']:.3f} of {row['windows']} windows)")
     write_result(args.results_name, {"preset": args.preset, "world": args.world, "scenes": args.scenes,
                                      "seed": args.seed, "window_frames": n, "observer": table,
                                      "seconds": round(time.perf_counter() - t_start, 1)})

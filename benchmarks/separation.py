@@ -303,10 +303,11 @@ def main() -> None:
     models = [*variants, MIXTURE]
     t2 = table2(table, models)
     verdicts = checks(t2)
+    schedule = "constant lr" if args.lr_drop_step is None else f"lr x0.1 from step {args.lr_drop_step}"
     header = (f"## Separation on the synthetic world (Table 2's shape)\n\n"
               f"Preset `{args.preset}`; every model {args.steps} Adam steps x {args.batch_size} mixtures, lr "
-              f"{args.lr:g}, clip 10, on {args.train_scenes} training scenes; test: {n_test} within-group + {n_test} "
-              f"across-group held-out scenes, up to {args.clips_per_scene} clips each; phase: {args.phase}.")
+              f"{args.lr:g} ({schedule}), clip 10, on {args.train_scenes} training scenes; test: {n_test} within-group "
+              f"+ {n_test} across-group held-out scenes, up to {args.clips_per_scene} clips each; phase: {args.phase}.")
     md = markdown(t2, models, header)
     md_path = write_text(RESULTS / f"{args.results_name}_table2.md", md)
     example = plot_example(runs["full"]["checkpoint"], parts[0], args, RESULTS / f"{args.results_name}_example.png")
@@ -316,8 +317,7 @@ def main() -> None:
         "preset": args.preset, "model": model_cfg.to_dict(), "init": str(args.init),
         "budget": {"steps": args.steps, "global_batch": args.batch_size, "lr": args.lr,
                    "lr_drop_step": args.lr_drop_step,
-                   "optimizer": f"adam lr {args.lr:g}, grad clip 10, weight decay 1e-5, " + (
-                       "constant schedule" if args.lr_drop_step is None else f"x0.1 from step {args.lr_drop_step}"),
+                   "optimizer": f"adam lr {args.lr:g} ({schedule}), grad clip 10, weight decay 1e-5",
                    "train_scenes": args.train_scenes, "val_scenes": max(8, args.train_scenes // 8),
                    "snr_db": [0.0, 0.0], "seed": args.seed},
         "test": {"scenes": {"within": n_test, "across": n_test}, "clips_per_scene": args.clips_per_scene,
