@@ -72,6 +72,13 @@ MAPS = ("abs", "signed")
 UNITS = ("window", "window_extent", "slice")
 
 
+def scene_config(world: str, model_cfg) -> SceneConfig:
+    """The held-out scenes: the ``localize`` task (one sounding object, 1-2 silent look-alikes) in
+    the synthetic sync ``world``, at the rates of the shift-net config ``model_cfg``."""
+    kinds = {k: v for k, v in SYNTHETIC_SYNC_WORLDS[world].items() if k not in ("n_objects", "n_sounding")}
+    return SceneConfig(task="localize", fps=model_cfg.fps, sample_rate=model_cfg.sample_rate, **kinds)
+
+
 def pointed_object(boxes: np.ndarray, x: int, y: int) -> int | None:
     """Index of the object a peak at pixel (x, y) points at: among the (K, 4) boxes
     (x0, y0, x1, y1) that hold it, the one with the nearest centre; None if none holds it."""
@@ -130,8 +137,7 @@ def main() -> None:
 
     model = load_model(args.model, "cpu")
     cfg = model.config
-    world = {k: v for k, v in SYNTHETIC_SYNC_WORLDS[args.world].items() if k not in ("n_objects", "n_sounding")}
-    config = SceneConfig(task="localize", fps=cfg.fps, sample_rate=cfg.sample_rate, **world)
+    config = scene_config(args.world, cfg)
     size = args.size or config.height
     sheet = args.sheet or RESULTS / f"{args.results_name}_sheet.png"
     n, stride_t = cfg.n_frames, cam_stride(cfg)[0]

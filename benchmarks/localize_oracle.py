@@ -7,9 +7,9 @@ network's input) it scores each object: sound onsets that have one of the object
 ``tau`` seconds, minus the object's pulses in the window with no onset within ``tau``. It picks the
 best score and breaks ties at random (``tau`` counts whole frames: events are on the frame grid).
 Its object-choice accuracy (expected over the random tie breaks) is the ceiling of
-``object_choice_accuracy`` in ``localize.json`` for a network whose
-audio-visual timing is only as precise as ``tau``; pointing also needs the peak inside the box, so
-it is a ceiling for pointing too.
+``object_choice_accuracy`` in ``localize.json`` for a network whose audio-visual timing is only as
+precise as ``tau``; pointing also needs the peak inside the box, so it is a ceiling for pointing
+too.
 
 ``tau``: one frame (33 ms), 3 frames (0.1 s), and one CAM slice of ``small-cam`` (8 frames, 0.27 s).
 No network is run; ~10 s.
@@ -25,9 +25,10 @@ import time
 import numpy as np
 
 from common import write_result
+from localize import scene_config
 
 from avscene.models import get_preset
-from avscene.synth import SceneConfig, generate_scene
+from avscene.synth import generate_scene
 from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
 
 
@@ -57,8 +58,7 @@ def main() -> None:
     cfg = get_preset(args.preset)
     fps = float(cfg.fps)
     taus = {"one_frame": 1 / fps, "3_frames": 3 / fps, "cam_slice": 8 / fps}  # small-cam: a slice per 8 frames
-    world = {k: v for k, v in SYNTHETIC_SYNC_WORLDS[args.world].items() if k not in ("n_objects", "n_sounding")}
-    config = SceneConfig(task="localize", fps=cfg.fps, sample_rate=cfg.sample_rate, **world)
+    config = scene_config(args.world, cfg)
     n = cfg.n_frames
 
     t_start = time.perf_counter()
