@@ -20,9 +20,11 @@ DEFAULT_SHIFT_MODEL = Path("runs/demo/shift/checkpoint.pt")
 
 #: The keys of ``avscene.train.shift.SYNTHETIC_SYNC_WORLDS``, spelt out so that building the
 #: parser does not import torch (a test keeps the two equal).
-SYNTHETIC_SYNC_WORLD_NAMES = ("full", "motions", "pulses", "pulses-crowd")
+SYNTHETIC_SYNC_WORLD_NAMES = ("full", "motions", "pulses", "pulses-crowd", "pulses-lookalikes")
 #: ``avscene.models.separation_net.PHASE_SOURCES`` and ``DEFAULT_PHASE``, spelt out likewise.
 SEPARATION_PHASES, DEFAULT_SEPARATION_PHASE = ("mixture", "pred"), "mixture"
+#: ``avscene.synth.LAYOUTS``, spelt out likewise.
+SCENE_LAYOUTS = ("shared", "apart")
 
 #: Exit codes: 0 ok, 1 some inputs failed (batch went on), 2 usage or fatal error.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
@@ -47,7 +49,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from avscene.synth import SceneConfig, write_dataset
 
     overrides = {k: v for k, v in (("width", args.size), ("height", args.size), ("duration_s", args.duration_s),
-                                   ("unseen_action_sound", args.unseen_action_sound)) if v}
+                                   ("unseen_action_sound", args.unseen_action_sound), ("layout", args.layout)) if v}
     config = SceneConfig(task=args.task, **overrides)
     manifest = write_dataset(args.out_dir, args.n, args.seed, task=args.task, config=config, progress=not args.quiet)
     print(f"wrote {args.n} {args.task} scenes: {manifest}")
@@ -427,6 +429,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", choices=("sync", "localize", "separation", "action"), default="sync")
     p.add_argument("--size", type=int, default=None, help="frame side in pixels")
+    p.add_argument("--layout", choices=SCENE_LAYOUTS, default=None,
+                   help="objects share the picture (default) or each gets its own cell of a 2 x 2 grid (apart)")
     p.add_argument("--duration-s", dest="duration_s", type=float, default=None, help="scene length (s)")
     p.add_argument("--unseen-action-sound", dest="unseen_action_sound", type=float, default=None, metavar="P",
                    help="action: probability that another class's sound plays off-screen as loud as the action's")
@@ -479,8 +483,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-world", dest="synthetic_world", choices=SYNTHETIC_SYNC_WORLD_NAMES,
                    default="pulses",
                    help="with --data synthetic: salient pulse scenes (learnable on a CPU, default), the same with "
-                        "1-3 look-alikes of which one sounds (pulses-crowd, for localization), all five motion kinds at "
-                        "that size (motions) or at their natural size (full)")
+                        "1-3 look-alikes of which one sounds (pulses-crowd, for localization; pulses-lookalikes: always "
+                        "2-3), all five motion kinds at that size (motions) or at their natural size (full)")
     _add_train_args(p, lr=1e-2, optimizer="sgd")
     p.set_defaults(func=_cmd_train_shift)
 

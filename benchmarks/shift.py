@@ -33,13 +33,20 @@ is a link to the crowd run's sets):
         --world pulses-crowd --scenes 800 --crop-size 84 --lr 5e-3 --steps 400 --val-every 100 \
         --shift-range 0.1 0.5 --out runs/bench/shift_small_cam_crowd_fine --results-name shift_small_cam_crowd_fine
 
+and that one fine-tuned on scenes that always hold 2-3 look-alikes, with near and far negatives
+(no better at localization, see the README):
+
+    python benchmarks/shift.py --preset small-cam --init runs/bench/shift_small_cam_crowd_fine/run/checkpoint.pt \
+        --world pulses-lookalikes --scenes 800 --crop-size 84 --lr 5e-3 --steps 800 --val-every 100 \
+        --shift-range 0.1 1.5 --out runs/bench/shift_small_cam_lookalikes --results-name shift_small_cam_lookalikes
+
 The pretraining of ``benchmarks/action.py --init runs/bench/shift_small_motions4k/...``: the pulse
 net fine-tuned on all five motion kinds (sync accuracy per kind: ``benchmarks/sync_by_motion.py``):
 
     python benchmarks/shift.py --init runs/bench/shift2/run/checkpoint.pt --world motions --scenes 1200 \
         --steps 4000 --lr 1e-2 --val-every 250 --results-name shift_small_motions4k
 
-    python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|pulses-crowd|motions|full]
+    python benchmarks/shift.py [--preset small|small-cam] [--steps 800] [--world pulses|pulses-crowd|pulses-lookalikes|motions|full]
 """
 
 from __future__ import annotations

@@ -29,6 +29,17 @@ def test_synth_writes_a_set_with_ground_truth(tmp_path, capsys):
     manifest = json.loads((tmp_path / "unseen" / "manifest.json").read_text())
     assert manifest["config"]["unseen_action_sound"] == 1.0
 
+    assert cli.main(["synth", str(tmp_path / "apart"), "--n", "1", "--task", "localize", "--size", "64",
+                     "--duration-s", "0.5", "--layout", "apart", "--quiet"]) == 0
+    manifest = json.loads((tmp_path / "apart" / "manifest.json").read_text())
+    assert manifest["config"]["layout"] == "apart"
+
+
+def test_cli_offers_the_scene_layouts():
+    from avscene.synth import LAYOUTS
+
+    assert cli.SCENE_LAYOUTS == LAYOUTS
+
 
 def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys):
     """The main job end to end at the smallest budget (tiny models: the numbers mean nothing)."""

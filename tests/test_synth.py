@@ -256,6 +256,28 @@ def test_localize_has_one_sounding_object_and_look_alike_silent_distractors(scen
         assert all(len(o.event_frames) >= 1 for o in silent)  # distractors move too
 
 
+def test_apart_layout_gives_each_object_its_own_grid_cell_with_the_shared_scenes_objects():
+    kw = dict(motions=("pulse",), salience=1.0)
+    for seed in range(4):
+        shared = generate_scene(short("localize", **kw), seed)  # 96 px, objects crowd the middle
+        apart = generate_scene(short("localize", width=192, height=192, layout="apart", **kw), seed)
+        assert [o.radius_px for o in apart.objects] == [o.radius_px for o in shared.objects]  # sized for a cell
+        assert [o.event_frames for o in apart.objects] == [o.event_frames for o in shared.objects]
+        power = lambda s: (s.sources.astype(np.float64) ** 2).sum(2) / s.gain ** 2  # noqa: E731 (pan-free)
+        assert np.allclose(power(apart), power(shared), rtol=1e-4, atol=1e-9)  # same sounds, panned elsewhere
+        cells = []
+        for o in apart.objects:
+            lo, hi = o.boxes[:, :2].min(0), o.boxes[:, 2:].max(0)  # over the whole scene, pulses included
+            cell = (lo // 96).astype(int)
+            assert np.all(hi <= (cell + 1) * 96 + 0.5), "an object leaves its cell"
+            cells.append(tuple(cell))
+        assert len(set(cells)) == len(cells), "two objects share a cell"
+    with pytest.raises(ValueError, match="layout"):
+        short("localize", layout="tiled")
+    four = generate_scene(short("sync", n_objects=(4, 4), width=64, height=64, layout="apart"), 0)
+    assert len({tuple((o.boxes[:, :2].min(0) // 32).astype(int)) for o in four.objects}) == 4  # the whole grid
+
+
 @pytest.mark.parametrize("pairing", ["within", "across"])
 def test_separation_talkers_pairing_and_lip_motion(pairing):
     for seed in range(3):

@@ -22,12 +22,12 @@ from avscene.synth.actors import MOTION_SOUNDS, MOTIONS, SOUND_KINDS, Actor, Beh
 from avscene.synth.dataset import (ensure_dataset, load_ground_truth, load_manifest, scene_record, scene_seed,
                                    write_dataset)
 from avscene.synth.render import SHAPE_FAMILIES, SHAPES
-from avscene.synth.scene import TASKS, VOICE_PAIRINGS, ObjectInfo, Scene, SceneConfig, generate_scene
+from avscene.synth.scene import LAYOUTS, TASKS, VOICE_PAIRINGS, ObjectInfo, Scene, SceneConfig, generate_scene
 from avscene.synth.timebase import Timebase
 from avscene.synth.voices import VOICE_GROUPS, VOICES, Babble, Voice, babble, voices_in_group
 
 __all__ = [
-    "ensure_dataset",
+    "ensure_dataset", "LAYOUTS",
     "ACTIONS", "ACTION_CLASSES", "ActionClass", "Actor", "Babble", "Behaviour", "MOTIONS",
     "MOTION_SOUNDS", "ObjectInfo", "SHAPES", "SHAPE_FAMILIES", "SOUND_KINDS", "SOUND_PAIRS",
     "Scene", "SceneConfig", "TASKS", "TIMING_PAIRS", "Timebase", "VOICES", "VOICE_GROUPS",

@@ -45,7 +45,9 @@ from avscene.synth import SceneConfig, ensure_dataset
 #: mouth's opening, a roll's push) take a few pixels at 64 x 64 and need far more training.
 #: ``pulses-crowd`` is ``pulses`` with 1-3 look-alike objects of which exactly one sounds: to
 #: tell sync apart the net must find *which* object's pulses meet the bursts, the skill its
-#: class activation maps show (``benchmarks/localize.py`` fine-tunes on it).
+#: class activation maps show (``benchmarks/localize.py`` fine-tunes on it). ``pulses-lookalikes``
+#: always has 2-3 of them, as the localization scenes do: no clip can be told apart without
+#: telling the objects apart.
 #: ``motions`` has all five motion kinds at the larger size of ``salience`` 1, 1-2 objects: the
 #: cues the action classes of ``benchmarks/action.py`` are made of. Slow at CPU scale: the
 #: ``small`` net fine-tuned on it from ``pulses`` stays on the pulses it knew for about 1500 steps
@@ -54,6 +56,7 @@ from avscene.synth import SceneConfig, ensure_dataset
 SYNTHETIC_SYNC_WORLDS = {
     "pulses": dict(motions=("pulse",), salience=1.0, n_objects=(1, 2)),
     "pulses-crowd": dict(motions=("pulse",), salience=1.0, n_objects=(1, 3), n_sounding=1),
+    "pulses-lookalikes": dict(motions=("pulse",), salience=1.0, n_objects=(2, 3), n_sounding=1),
     "motions": dict(salience=1.0, n_objects=(1, 2)),
     "full": {},
 }
