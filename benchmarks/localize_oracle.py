@@ -8,8 +8,10 @@ network's input) it scores each object: sound onsets that have one of the object
 best score and breaks ties at random (``tau`` counts whole frames: events are on the frame grid).
 Its object-choice accuracy (expected over the random tie breaks) is the ceiling of
 ``object_choice_accuracy`` in ``localize.json`` for a network whose audio-visual timing is only as
-precise as ``tau``; pointing also needs the peak inside the box, so it is a ceiling for pointing
-too.
+precise as ``tau`` and which does not hear where the sound is: each source is panned by its
+object's horizontal position, a cue worth little while the look-alikes crowd the middle of one
+96-px picture (``--layout shared``) but not with the objects apart (the default). The layout
+moves the objects, not their events, so the figures hold for both layouts.
 
 ``tau``: one frame (33 ms), 3 frames (0.1 s), and one CAM slice of ``small-cam`` (8 frames, 0.27 s).
 No network is run; ~10 s.
