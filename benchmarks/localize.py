@@ -76,7 +76,7 @@ from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
 
 MAPS = ("abs", "signed")
 UNITS = ("window_extent", "window", "slice")
-WORLD_SIDE = 96  # the picture side of the synthetic sync worlds the networks are trained on
+WORLD_SIDE = SceneConfig().height  # the picture side of the synthetic sync worlds the networks learn on
 
 
 def scene_config(world: str, model_cfg, layout: str = "apart") -> SceneConfig:
