@@ -177,18 +177,18 @@ def main() -> None:
         for t in range(0, scene.n_frames - n + 1, n):
             s0, s1 = frame_to_sample(t, cfg.fps, cfg.sample_rate), frame_to_sample(t + n, cfg.fps, cfg.sample_rate)
             frames = scene.frames[t : t + n]
-            overlaps.append(box_overlap(boxes_at(t + n // 2), target))
+            middle, extent = boxes_at(t + n // 2), extents(t, t + n)  # (K, 4) each
+            overlaps.append(box_overlap(middle, target))
             for kind, audio in (("real", scene.audio[s0:s1]), ("control", other.audio[s0:s1])):
                 signed = frame_maps(model, frames, audio, size, args.fit)  # (T', H, W)
                 for m, maps in (("signed", signed), ("abs", np.abs(signed))):
                     window_map = np.nanmean(maps, axis=0)  # (H, W) the window's time-averaged map
-                    rows["window", kind, m].append(score(window_map, boxes_at(t + n // 2), target))
-                    rows["window_extent", kind, m].append(score(window_map, extents(t, t + n), target))
+                    rows["window", kind, m].append(score(window_map, middle, target))
+                    rows["window_extent", kind, m].append(score(window_map, extent, target))
                     for k in range(len(maps)):
                         rows["slice", kind, m].append(score(maps[k], boxes_at(t + k * stride_t + stride_t // 2), target))
                     if kind == "real" and m == "signed" and len(examples) < 6 and t == n:
-                        examples.append((frames[n // 2], window_map, boxes_at(t + n // 2)[target],
-                                         extents(t, t + n)[target]))
+                        examples.append((frames[n // 2], window_map, middle[target], extent[target]))
     elapsed = time.perf_counter() - t0
 
     table = {unit: {m: {"real_audio": summary(rows[unit, "real", m]),
