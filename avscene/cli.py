@@ -26,6 +26,9 @@ SEPARATION_PHASES, DEFAULT_SEPARATION_PHASE = ("mixture", "pred"), "mixture"
 #: ``avscene.synth.LAYOUTS``, spelt out likewise.
 SCENE_LAYOUTS = ("shared", "apart")
 
+#: ``avscene.constants.FITS``, spelt out likewise.
+FITS = ("crop", "pad", "squash", "squash-crop")
+
 #: Exit codes: 0 ok, 1 some inputs failed (batch went on), 2 usage or fatal error.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -556,8 +559,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True,
                    help="writes <name>_cam.mp4, <name>_cam.npy, <name>_cam.json, <name>_sheet.png")
     p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
-    p.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop",
-                   help="how frames meet the model's square input: centre crop (default), pad or squash")
+    p.add_argument("--fit", choices=FITS, default=None,
+                   help="how frames meet the model's square input: centre crop, pad, squash, or squash to 8/7 "
+                        "then centre crop (default: the one the model's weights expect: crop for "
+                        "avscene's, squash for the release's)")
     p.add_argument("--size", type=int, default=None,
                    help="side of that square in pixels (default: the model's crop); the network is fully "
                         "convolutional, so e.g. --fit pad --size 128 maps the whole picture")
@@ -594,7 +599,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", choices=SEPARATION_PHASES, default=DEFAULT_SEPARATION_PHASE,
                    help="phase of the outputs: the mixture's (default, measured better) or the predicted one "
                         "(the release's default)")
-    p.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop", help="how frames fit the model's square")
+    p.add_argument("--fit", choices=FITS, default=None,
+                   help="how frames fit the model's square (default: the one the model's weights expect)")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="no spectrogram PNG")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_separate)

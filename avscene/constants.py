@@ -21,6 +21,28 @@ PAPER_CLIP_SECONDS = 4.2
 #: Side of the stored frames (px) and of the random crop fed to the network (px).
 PAPER_FULL_SIZE = 256
 PAPER_CROP_SIZE = 224
+#: How frames meet a model's square input (see :mod:`avscene.media.reader`).
+FITS = ("crop", "pad", "squash", "squash-crop")
+#: Input preparation that a network's weights expect (``ShiftNetConfig.profile``): the ``fit`` of
+#: frames for sync and separation, and the ``cam_fit`` for localization. 'release' is the
+#: release's: 256 x 256 squash then a 224 centre crop (``sep_video``, the test-time crop of
+#: training), and the whole frame squashed to 224 x 224 for CAMs (``predict_cam_resize``).
+PROFILES = {
+    "avscene": {"fit": "crop", "cam_fit": "crop"},
+    "release": {"fit": "squash-crop", "cam_fit": "squash"},
+}
+
+
+def profile_fit(profile: str, fit: str | None = None, *, cam: bool = False) -> str:
+    """``fit`` when given, else the one ``profile``'s weights expect (``cam``: for localization)."""
+    return fit or PROFILES[profile]["cam_fit" if cam else "fit"]
+
+
+def squash_crop_side(side: int) -> int:
+    """Side a ``squash-crop`` fit stretches to before cropping ``side``: 256 for 224."""
+    return round(side * PAPER_FULL_SIZE / PAPER_CROP_SIZE)
+
+
 #: Range of audio shifts for negatives (s), as the paper states it.
 PAPER_SHIFT_RANGE_S = (2.0, 5.8)
 

@@ -41,6 +41,12 @@ def test_cli_offers_the_scene_layouts():
     assert cli.SCENE_LAYOUTS == LAYOUTS
 
 
+def test_cli_offers_the_fits():
+    from avscene.constants import FITS
+
+    assert cli.FITS == FITS
+
+
 def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys):
     """The main job end to end at the smallest budget (tiny models: the numbers mean nothing)."""
     argv = ["demo", "--out", str(tmp_path), "--minutes", "0.1", "--preset", "tiny"]

@@ -57,11 +57,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avscene.constants import as_fps, frame_to_sample
+from avscene.constants import FITS, as_fps, frame_to_sample, profile_fit, squash_crop_side
 from avscene.data.shift_pairs import frames_to_video
 from avscene.media import ClipRangeError, MediaError, probe, read_clip
 
-FITS = ("crop", "pad", "squash")
 
 
 # -- options and results ---------------------------------------------------------------------------
@@ -70,7 +69,8 @@ FITS = ("crop", "pad", "squash")
 class LocalizeOptions:
     """How to localize.
 
-    fit: how frames meet the model's square input (as :func:`avscene.media.read_clip`).
+    fit: how frames meet the model's square input (as :func:`avscene.media.read_clip`); None:
+        the one the model's weights expect for CAMs (``PROFILES[config.profile]["cam_fit"]``).
     size: side of that square in pixels (None: the crop the model was trained on). The network
         is fully convolutional: a larger side (e.g. the video's own height with ``fit="pad"`` or
         ``"squash"``) shows it the whole picture at its own scale, in more, equally fine cells.
@@ -81,14 +81,14 @@ class LocalizeOptions:
         its map at a reduced resolution (``LocalizeResult.scale`` < 1).
     """
 
-    fit: str = "crop"
+    fit: str | None = None
     size: int | None = None
     overlap: float = 0.5
     max_windows: int | None = None
     max_map_bytes: int = 1 << 30
 
     def __post_init__(self) -> None:
-        if self.fit not in FITS:
+        if self.fit is not None and self.fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
         if self.size is not None and self.size < 16:
             raise ValueError(f"size must be >= 16 pixels or None, got {self.size}")
@@ -96,6 +96,10 @@ class LocalizeOptions:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or None, got {self.max_windows}")
+
+    def fit_for(self, config) -> str:
+        """``fit``, or (None) the one the model's weights expect for CAMs (its profile's)."""
+        return profile_fit(config.profile, self.fit, cam=True)
 
     def input_side(self, config) -> int:
         """Side of the square the frames are fitted to: ``size``, else the model's crop."""
@@ -123,6 +127,10 @@ class FitGeometry:
         out_h, out_w = (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
         if fit == "squash" or (src_h, src_w) == (out_h, out_w):
             return cls((src_h, src_w), (out_h, out_w), fit, (out_h, out_w), (0, 0))
+        if fit == "squash-crop":
+            scaled_h, scaled_w = squash_crop_side(out_h), squash_crop_side(out_w)
+            return cls((src_h, src_w), (out_h, out_w), fit, (scaled_h, scaled_w),
+                       ((scaled_h - out_h) // 2, (scaled_w - out_w) // 2))
         scale = (max if fit == "crop" else min)(out_h / src_h, out_w / src_w)
         scaled_h, scaled_w = max(1, round(src_h * scale)), max(1, round(src_w * scale))
         if fit == "crop":
@@ -422,7 +430,7 @@ def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, o
 
 def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) -> LocalizeResult:
     cfg = model.config
-    geometry = FitGeometry.of(frame_hw, options.input_side(cfg), options.fit)
+    geometry = FitGeometry.of(frame_hw, options.input_side(cfg), options.fit_for(cfg))
     stride = cam_stride(cfg)
     n, (h, w) = len(cells), frame_hw
     scale = min(1.0, math.sqrt(options.max_map_bytes / max(1, n * h * w * 4)))
@@ -468,7 +476,7 @@ def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = Loc
     def window_at(start: int):
         # 1 us past the frame's instant, so float rounding never selects the frame before it
         clip = read_clip(path, float(start / fps_m) + 1e-6, float(n / fps_m) + 1e-6, fps=fps_m,
-                         size=options.input_side(cfg), fit=options.fit, sample_rate=cfg.sample_rate,
+                         size=options.input_side(cfg), fit=options.fit_for(cfg), sample_rate=cfg.sample_rate,
                          channels=cfg.audio_channels)
         return clip.frames, clip.audio
 
@@ -493,7 +501,7 @@ def localize_clip(model, frames: np.ndarray, audio: np.ndarray,
         s0 = frame_to_sample(start, cfg.fps, cfg.sample_rate)
         seg = audio[s0 : s0 + n_samples]
         seg = np.pad(seg, ((0, n_samples - len(seg)), (0, 0)))
-        return fit_frames(frames[start : start + n], options.input_side(cfg), options.fit), seg
+        return fit_frames(frames[start : start + n], options.input_side(cfg), options.fit_for(cfg)), seg
 
     times = np.arange(len(frames), dtype=np.float64)
     cells, starts, hop, cam_shape = _blend(model, len(frames), window_at, times, options)

@@ -54,9 +54,10 @@ import numpy as np
 import torch
 
 from avscene.audio.resample import resample_audio
-from avscene.constants import frame_to_sample
+from avscene.constants import frame_to_sample, profile_fit
 from avscene.data.mixtures import MixtureConfig
 from avscene.data.shift_pairs import frames_to_video
+from avscene.infer.localize import FitGeometry
 from avscene.media import ClipRangeError, NoStreamError, probe, read_clip
 from avscene.models import SeparationNet
 from avscene.models.separation_net import DEFAULT_PHASE, PHASE_SOURCES, synthesize_sources
@@ -76,14 +77,15 @@ class SeparateOptions:
     ``hop_frames`` None: half a clip. ``phase``: ``"mixture"`` (the predicted magnitudes with
     the mixture's phase, the default: see :data:`~avscene.models.separation_net.PHASE_SOURCES`)
     or ``"pred"`` (the predicted phase, the release's default). ``input_rms`` None: no levelling.
-    ``fit``: how :func:`separate_file` fits frames to the model's square input."""
+    ``fit``: how :func:`separate_file` fits frames to the model's square input; None: the one the
+    model's weights expect (its shift net's profile)."""
 
     mask: str | Box | None = None
     hop_frames: int | None = None
     batch_size: int = 8
     phase: str = DEFAULT_PHASE
     input_rms: float | None = DEFAULT_INPUT_RMS
-    fit: str = "crop"
+    fit: str | None = None
 
     def __post_init__(self):
         if self.phase not in PHASE_SOURCES:
@@ -168,17 +170,9 @@ def model_box(region: Box, src_hw: tuple[int, int], out_size: int, fit: str) -> 
     """``region`` in source pixels -> the box ``(x0, y0, x1, y1)`` of model-frame pixels that touch
     it, after the media layer's resize and crop/pad (``fit``) to ``out_size`` x ``out_size``."""
     src_h, src_w = src_hw
-    if fit == "squash" or (src_h, src_w) == (out_size, out_size):
-        scaled_w, scaled_h = out_size, out_size
-    else:  # as avscene.media.reader._FrameConverter
-        scale = (max if fit == "crop" else min)(out_size / src_h, out_size / src_w)
-        scaled_w, scaled_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
-        bound = max if fit == "crop" else min
-        scaled_w, scaled_h = bound(scaled_w, out_size), bound(scaled_h, out_size)
-    if fit == "crop":
-        off_x, off_y = -((scaled_w - out_size) // 2), -((scaled_h - out_size) // 2)
-    else:
-        off_x, off_y = (out_size - scaled_w) // 2, (out_size - scaled_h) // 2
+    geometry = FitGeometry.of(src_hw, out_size, fit)
+    (scaled_h, scaled_w), (top, left) = geometry.scaled_hw, geometry.offset
+    off_x, off_y = -left, -top
     sx, sy = scaled_w / src_w, scaled_h / src_h
     x0, y0, x1, y1 = region
     box = (math.floor(x0 * sx + off_x + 1e-9), math.floor(y0 * sy + off_y + 1e-9),
@@ -359,6 +353,7 @@ def separate_file(model: SeparationNet, path: str | os.PathLike, options: Separa
     (or without video, for a model that sees video)."""
     cfg = model.config
     fps, rate, side = cfg.shift.fps, cfg.shift.sample_rate, cfg.shift.crop_size
+    fit = profile_fit(cfg.shift.profile, options.fit)
     info = probe(path)
     if not info.has_audio:
         raise NoStreamError(path, "has no audio stream: there is no sound to separate")
@@ -368,8 +363,7 @@ def separate_file(model: SeparationNet, path: str | os.PathLike, options: Separa
     audio = read_clip(path, video=False, sample_rate=rate, channels=cfg.shift.audio_channels).audio  # (N, C)
     box = None
     if cfg.uses_video and options.mask is not None:
-        box = model_box(mask_region(options.mask, info.width, info.height), (info.height, info.width), side,
-                        options.fit)
+        box = model_box(mask_region(options.mask, info.width, info.height), (info.height, info.width), side, fit)
     total_frames = max(1, math.floor(info.duration_s * fps + Fraction(1, 1000)))
     last_frame: list[np.ndarray] = []
 
@@ -379,10 +373,10 @@ def separate_file(model: SeparationNet, path: str | os.PathLike, options: Separa
         if f0 < f1:
             try:
                 frames = read_clip(path, float(f0 / fps), float((f1 - f0) / fps) + 1e-6, fps=fps, size=side,
-                                   fit=options.fit, audio=False).frames
+                                   fit=fit, audio=False).frames
             except ClipRangeError:  # the video ends before the audio: read what there is
                 try:
-                    frames = read_clip(path, float(f0 / fps), None, fps=fps, size=side, fit=options.fit,
+                    frames = read_clip(path, float(f0 / fps), None, fps=fps, size=side, fit=fit,
                                        audio=False).frames
                 except ClipRangeError:
                     frames = None

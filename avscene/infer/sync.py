@@ -29,7 +29,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from avscene.constants import frame_to_sample
+from avscene.constants import frame_to_sample, profile_fit
 from avscene.data.shift_pairs import frames_to_video
 from avscene.media import ClipRangeError, probe, read_clip
 from avscene.models import ShiftNet
@@ -44,7 +44,8 @@ class SyncOptions:
     hop_s: float | None = None
     max_windows: int | None = 16
     temperature: float = 1.0
-    fit: str = "crop"
+    #: How frames meet the model's square; None: the one its weights expect (its profile's).
+    fit: str | None = None
     chunk: int = 32
 
 
@@ -246,7 +247,7 @@ def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = S
     def window_at(t0: int, margin: int):
         span_start, span_end = max(0, t0 - margin), min(total, t0 + n + margin + 1)
         clip = read_clip(path, float(span_start / fps), float((span_end - span_start) / fps) + 1e-6, fps=fps,
-                         size=cfg.crop_size, fit=options.fit, sample_rate=cfg.sample_rate,
+                         size=cfg.crop_size, fit=profile_fit(cfg.profile, options.fit), sample_rate=cfg.sample_rate,
                          channels=cfg.audio_channels)
         return clip.frames[t0 - span_start : t0 - span_start + n], clip.audio, span_start - t0
 

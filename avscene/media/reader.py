@@ -14,10 +14,11 @@ needs:
   ``frame_to_sample(n_frames, fps, sample_rate)`` samples, so audio and video start and end
   together to within one sample.
 
-Frames are resized with one of three ``fit`` modes: ``"crop"`` (default: keep the aspect ratio,
+Frames are resized with one of four ``fit`` modes: ``"crop"`` (default: keep the aspect ratio,
 scale to cover, centre-crop — nothing is distorted, the borders of wide frames are lost),
-``"pad"`` (keep the aspect ratio, scale to fit, pad with black — nothing is lost) or
-``"squash"`` (the release's behaviour: stretch to the size).
+``"pad"`` (keep the aspect ratio, scale to fit, pad with black — nothing is lost),
+``"squash"`` (stretch to the size: the release's CAM input) or ``"squash-crop"`` (the release's
+sync and separation input: stretch to 8/7 of the size, 256 for 224, then centre-crop).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from avscene.constants import as_fps, frame_to_sample, seconds_to_frames, seconds_to_samples
+from avscene.constants import FITS, as_fps, frame_to_sample, seconds_to_frames, seconds_to_samples, squash_crop_side
 from avscene.media.errors import ClipRangeError, MediaError, NoStreamError
 from avscene.media.probe import _ffmpeg_reason, layout_name, measured_duration, open_input, stream_fps
 
-Fit = Literal["crop", "pad", "squash"]
+Fit = Literal["crop", "pad", "squash", "squash-crop"]
 
 #: A window may run this far past the last frame / sample before it counts as beyond the end
 #: (containers often end their audio a few ms before the video's last frame does).
@@ -104,8 +105,8 @@ def _check_params(path, start_s, duration_s, fps, size, sample_rate, channels, f
         raise bad(f"sample_rate must be an int within 1000..384000 Hz, got {sample_rate!r}")
     if channels is not None and not (isinstance(channels, (int, np.integer)) and 1 <= channels <= 8):
         raise bad(f"channels must be within 1..8, got {channels!r}")
-    if fit not in ("crop", "pad", "squash"):
-        raise bad(f"fit must be 'crop', 'pad' or 'squash', got {fit!r}")
+    if fit not in FITS:
+        raise bad(f"fit must be one of {FITS}, got {fit!r}")
 
 
 class _FrameConverter:
@@ -123,6 +124,8 @@ class _FrameConverter:
         src_h, src_w = frame.height, frame.width
         if self.fit == "squash" or (src_h, src_w) == (self.out_h, self.out_w):
             scaled_w, scaled_h = self.out_w, self.out_h
+        elif self.fit == "squash-crop":
+            scaled_w, scaled_h = squash_crop_side(self.out_w), squash_crop_side(self.out_h)
         else:
             pick = max if self.fit == "crop" else min
             scale = pick(self.out_h / src_h, self.out_w / src_w)
@@ -142,7 +145,7 @@ class _FrameConverter:
         rgb = self._to_rgb.reformat(frame, format="rgb24").to_ndarray()  # (h, w, 3)
         if (scaled_h, scaled_w) == (self.out_h, self.out_w):
             return rgb
-        if self.fit == "crop":
+        if self.fit in ("crop", "squash-crop"):
             top, left = (scaled_h - self.out_h) // 2, (scaled_w - self.out_w) // 2
             return rgb[top : top + self.out_h, left : left + self.out_w]
         canvas = np.zeros((self.out_h, self.out_w, 3), np.uint8)

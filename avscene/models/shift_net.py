@@ -32,10 +32,15 @@ also drops conv4_1's (28 x 28, beyond the paper). The head is
 
 Departures from the release
 ---------------------------
+The presets depart from the release as listed here. Networks imported from the release
+(``avscene import-tf``) set ``padding="tf-same"``, ``fractional_pool="tf-release"``,
+``bn_momentum=3e-4`` and ``profile="release"``, which undo the first two and the preprocessing
+differences, so they compute what the release's graph computes (``tests/test_tf_import.py``).
+
 * Padding: symmetric ``kernel // 2`` (all kernels are odd) instead of TF ``SAME``, which pads one
   more sample at the end for strided convs on even inputs. Output sizes are identical (``ceil(n /
   stride)``); outputs are centred on input ``stride * i``, which is consistent with the subsampling
-  shortcut ``x[::s]``. Loading TF weights would need TF-style padding.
+  shortcut ``x[::s]``. ``padding="tf-same"`` restores TF's.
 * Batch renormalization (release: post-addition BNs in training) -> plain BatchNorm everywhere.
   At inference both use moving statistics, as here.
 * BN momentum: the release's decay 0.9997 (momentum 3e-4) only settles after ~10K steps; the
@@ -45,7 +50,8 @@ Departures from the release
   and action configs of the release turn it on.
 * Fractional pooling: Graham's pseudo-random boundaries (regions 2-3 wide, each boundary within one
   step of its ideal place) drawn fresh per call in training; fixed boundaries (u = 1/2) in eval,
-  so evaluation is deterministic (the paper's test runs were random).
+  so evaluation is deterministic (the paper's test runs were random; the release's own fixed
+  regions are ``fractional_pool="tf-release"``).
 * Init: He normal (fan-in, ReLU gain) instead of a truncated normal; weight decay is the
   optimizer's job, not the model's.
 * Spectrogram input (Table 1 variant, not in the release): see :class:`SpectrogramFrontEnd`.
@@ -67,14 +73,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avscene.constants import PAPER_CROP_SIZE, PAPER_FPS, PAPER_SAMPLE_RATE, as_fps, frame_to_sample
+from avscene.constants import PAPER_CROP_SIZE, PAPER_FPS, PAPER_SAMPLE_RATE, PROFILES, as_fps, frame_to_sample
 from avscene.models.blocks import (
+    FRACTIONAL_POOLS,
+    PADDINGS,
     BNSettings,
     ConvUnit,
     FractionalMaxPool1d,
     ResBlock,
     conv,
     init_weights,
+    tf_same_pads,
 )
 
 AUDIO_INPUTS = ("waveform", "spectrogram")
@@ -114,6 +123,15 @@ class ShiftNetConfig:
     bn_eps: float = 1e-3
     #: Learn a BN scale (gamma); the pretrained shift net has beta only.
     bn_affine_scale: bool = False
+    #: Padding of strided convs and pools: 'symmetric' (avscene) or 'tf-same' (the release's
+    #: weights), see :mod:`avscene.models.blocks`.
+    padding: str = "symmetric"
+    #: Audio-to-video-rate pooling at inference: 'graham' (regions centred on u = 1/2) or
+    #: 'tf-release' (the release's deterministic regions, for its weights).
+    fractional_pool: str = "graham"
+    #: Input preparation the weights expect, one of :data:`avscene.constants.PROFILES`:
+    #: 'avscene' (aspect-keeping centre crop) or 'release' (the release's squash 256 -> crop 224).
+    profile: str = "avscene"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fps", as_fps(self.fps))
@@ -131,6 +149,12 @@ class ShiftNetConfig:
                 f"{self.stem_width} with audio_fused_width={self.audio_fused_width}")
         if self.fine_cam and not self.cam:
             raise ValueError("fine_cam removes conv4_1's spatial stride on top of cam's conv5_1: set cam=True too")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.fractional_pool not in FRACTIONAL_POOLS:
+            raise ValueError(f"fractional_pool must be one of {FRACTIONAL_POOLS}, got {self.fractional_pool!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         if self.n_frames < 1 or self.crop_size < 1:
             raise ValueError(f"need n_frames, crop_size >= 1, got {self.n_frames}, {self.crop_size}")
 
@@ -212,11 +236,12 @@ class WaveformFrontEnd(nn.Module):
     def __init__(self, cfg: ShiftNetConfig, bn: BNSettings) -> None:
         super().__init__()
         w1, w2, w3, w4 = cfg.audio_widths
-        self.conv1_1 = ConvUnit(1, cfg.audio_channels, w1, 65, 4, bn=bn)
+        pad = cfg.padding
+        self.conv1_1 = ConvUnit(1, cfg.audio_channels, w1, 65, 4, bn=bn, padding=pad)
         self.pool = nn.MaxPool1d(4, 4)
-        self.conv2_1 = ResBlock(1, w1, w2, 15, 4, bn=bn)
-        self.conv3_1 = ResBlock(1, w2, w3, 15, 4, bn=bn)
-        self.conv4_1 = ResBlock(1, w3, w4, 15, 4, bn=bn)
+        self.conv2_1 = ResBlock(1, w1, w2, 15, 4, bn=bn, padding=pad)
+        self.conv3_1 = ResBlock(1, w2, w3, 15, 4, bn=bn, padding=pad)
+        self.conv4_1 = ResBlock(1, w3, w4, 15, 4, bn=bn, padding=pad)
 
     def forward(self, audio: Tensor) -> Tensor:
         x = mu_law_compress(audio)  # (B, C, N)
@@ -263,7 +288,7 @@ class AudioBranch(nn.Module):
         super().__init__()
         front = WaveformFrontEnd if cfg.audio_input == "waveform" else SpectrogramFrontEnd
         self.frontend = front(cfg, bn)
-        self.pool = FractionalMaxPool1d()
+        self.pool = FractionalMaxPool1d(cfg.fractional_pool)
         self.conv5_1 = ConvUnit(1, cfg.audio_widths[3], cfg.audio_fused_width, 3, bn=bn)
 
     def forward(self, audio: Tensor, n_steps: int) -> Tensor:
@@ -278,13 +303,16 @@ class VisualStem(nn.Module):
     def __init__(self, cfg: ShiftNetConfig, bn: BNSettings) -> None:
         super().__init__()
         w = cfg.stem_width
-        self.conv1 = ConvUnit(3, 3, w, (5, 7, 7), 2, bn=bn)
-        self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
-        self.conv2_1 = ResBlock(3, w, w, 3, 1, bn=bn)
-        self.conv2_2 = ResBlock(3, w, w, 3, 2, bn=bn)
+        self.tf_same = cfg.padding == "tf-same"
+        self.conv1 = ConvUnit(3, 3, w, (5, 7, 7), 2, bn=bn, padding=cfg.padding)
+        self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), 0 if self.tf_same else (0, 1, 1))
+        self.conv2_1 = ResBlock(3, w, w, 3, 1, bn=bn, padding=cfg.padding)
+        self.conv2_2 = ResBlock(3, w, w, 3, 2, bn=bn, padding=cfg.padding)
 
     def forward(self, video: Tensor) -> Tensor:
         x = self.conv1(video)  # (B, w, T/2, H/2, W/2)
+        if self.tf_same:  # TF pads a max-pool with -inf, the odd one at the end
+            x = F.pad(x, tf_same_pads(x.shape[2:], (1, 3, 3), (1, 2, 2)), value=-math.inf)
         x = self.pool(x)  # (B, w, T/2, H/4, W/4)
         x = self.conv2_1(x)  # (B, w, T/2, H/4, W/4)
         return self.conv2_2(x)  # (B, w, T/4, H/8, W/8)
@@ -330,11 +358,13 @@ class ShiftNet(nn.Module):
         self.audio = AudioBranch(cfg, bn)
         self.stem = VisualStem(cfg, bn)
         self.merge = MergeBlock(cfg.stem_width, cfg.audio_fused_width, cfg.merge_width, w3, bn)
+        pad = cfg.padding
         self.stage3 = nn.Sequential(ResBlock(3, w3, w3, 3, 1, bn=bn), ResBlock(3, w3, w3, 3, 1, bn=bn))
         conv4_stride = (2, 1, 1) if cfg.fine_cam else 2
-        self.stage4 = nn.Sequential(ResBlock(3, w3, w4, 3, conv4_stride, bn=bn), ResBlock(3, w4, w4, 3, 1, bn=bn))
+        self.stage4 = nn.Sequential(ResBlock(3, w3, w4, 3, conv4_stride, bn=bn, padding=pad),
+                                    ResBlock(3, w4, w4, 3, 1, bn=bn))
         conv5_stride = (1, 1, 1) if cfg.cam else (1, 2, 2)
-        self.stage5 = nn.Sequential(ResBlock(3, w4, w5, 3, conv5_stride, bn=bn),
+        self.stage5 = nn.Sequential(ResBlock(3, w4, w5, 3, conv5_stride, bn=bn, padding=pad),
                                     ResBlock(3, w5, w5, 3, 1, bn=bn))
         self.head = nn.Conv3d(w5, 1, 1, bias=True)
         init_weights(self)
