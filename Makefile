@@ -1,10 +1,12 @@
 # Two entry points for a fresh machine (see README): `make demo` and `make test`.
 # Each creates .venv if missing, installs the CPU build of torch first (a plain `pip install
-# torch` would pull gigabytes of CUDA packages), then avscene with its extras.
+# torch` would pull gigabytes of CUDA packages), then avscene with its extras (the tests add
+# TensorFlow's CPU build).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test test-slow bench browser clean
 
@@ -12,16 +14,21 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,eval]"
+	$(PY) -m pip install --quiet -e ".[eval]"
 	touch $(STAMP)
+
+# The tests also need TensorFlow (the [tf] extra: tests/tf_release proves import-tf exact)
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,eval,tf]"
+	touch $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m avscene demo --clips $(or $(CLIPS),../shared/clips)
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(TEST_STAMP)
 	$(PY) -m pytest -q -m slow
 
 # Headless Chromium for tests/test_report_browser.py (Debian's chromium + chromium-driver),

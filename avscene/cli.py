@@ -170,25 +170,34 @@ def _expand_inputs(paths: list[Path]) -> list[Path]:
     return out
 
 
-def _load_task_model(path: Path | None, device: str, task: str):
-    """The model of a ``task`` checkpoint (``shift``, ``separation`` or ``action``) at ``path``, or
-    at the task's default path when None; a clear error when there is none or it is of another task."""
+def _load_task_model(spec: str | Path | None, device: str, task: str, command: str | None = None):
+    """``(model, path)`` of a ``task`` checkpoint (``shift``, ``separation`` or ``action``): ``spec``
+    is a file or a model-store name; None takes ``command``'s default (the paper's network when the
+    store holds it, else the demo's, saying which on stderr). A clear error when there is none or
+    it is of another task."""
     from avscene.checkpoints import load_model
     from avscene.models import ActionNet, SeparationNet, ShiftNet
+    from avscene.store import default_model, resolve_model
     from avscene.train.runtime import pick_device
 
-    default, model_class = {"shift": (DEFAULT_SHIFT_MODEL, ShiftNet),
-                            "separation": (DEFAULT_SEPARATION_MODEL, SeparationNet),
-                            "action": (DEFAULT_ACTION_MODEL, ActionNet)}[task]
-    hint = f"train one with `avscene train {task}`" + (" (or run `make demo`)" if task == "shift" else "")
-    if path is None:
-        path = default
+    fallback, model_class = {"shift": (DEFAULT_SHIFT_MODEL, ShiftNet),
+                             "separation": (DEFAULT_SEPARATION_MODEL, SeparationNet),
+                             "action": (DEFAULT_ACTION_MODEL, ActionNet)}[task]
+    hint = (f"train one with `avscene train {task}`" + (" (or run `make demo`)" if task == "shift" else "")
+            + ("" if task == "action" else ", or import the paper's with `avscene import-tf`"))
+    if spec is None:
+        default = default_model(command, fallback) if command else None
+        path = default.path if default else fallback
         if not path.exists():
             raise FileNotFoundError(f"no model given and none at {path}: {hint} and pass --model")
+        if default:
+            print(f"{command}: {default.note}", file=sys.stderr)
+    else:
+        path = resolve_model(spec)
     model = load_model(path, pick_device(device))
     if not isinstance(model, model_class):
         raise ValueError(f"{path}: not {'an' if task[0] in 'aeiou' else 'a'} {task} checkpoint; {hint}")
-    return model
+    return model, path
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
@@ -197,8 +206,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from avscene.media.writer import write_shifted_audio
     from avscene.report.plots import plot_sync_scan
 
-    model = _load_task_model(args.model, args.device, "shift")
-    temperature = read_calibration(args.model or DEFAULT_SHIFT_MODEL) or 1.0
+    model, model_path = _load_task_model(args.model, args.device, "shift", "sync")
+    temperature = read_calibration(model_path) or 1.0
     options = SyncOptions(max_offset_s=args.max_offset, hop_s=args.hop, max_windows=args.max_windows,
                           temperature=temperature)
     inputs = _expand_inputs(args.videos)
@@ -236,13 +245,13 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 def _cmd_localize(args: argparse.Namespace) -> int:
     from avscene.infer.localize import LocalizeOptions, localize_file, write_cam_outputs
 
-    model = _load_task_model(args.model, args.device, "shift")
+    model, model_path = _load_task_model(args.model, args.device, "shift", "localize")
     options = LocalizeOptions(fit=args.fit, size=args.size, max_windows=args.max_windows)
     failed = 0
     for path in _expand_inputs(args.videos):
         try:
             result = localize_file(model, path, options)
-            paths = write_cam_outputs(result, args.out_dir, model_name=str(args.model or DEFAULT_SHIFT_MODEL))
+            paths = write_cam_outputs(result, args.out_dir, model_name=str(model_path))
         except (MediaError, ValueError) as err:
             failed += 1
             print(f"error: {err}", file=sys.stderr)
@@ -280,7 +289,7 @@ def _cmd_separate(args: argparse.Namespace) -> int:
 
     options = SeparateOptions(mask=parse_mask(args.mask), hop_frames=args.hop_frames, batch_size=args.batch_size,
                               phase=args.phase, fit=args.fit)
-    model = _load_task_model(args.model, args.device, "separation")
+    model, _ = _load_task_model(args.model, args.device, "separation", "separate")
     inputs = _expand_inputs(args.videos)
     names: set[str] = set()
     failed = 0
@@ -316,7 +325,7 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
             raise ValueError(f"--model takes NAME=CHECKPOINT, got {spec!r}")
         if name in models:
             raise ValueError(f"--model name {name!r} given twice")
-        models[name] = _load_task_model(Path(ckpt), args.device, "separation")
+        models[name] = _load_task_model(ckpt, args.device, "separation")[0]
     cfg = next(iter(models.values())).config
     data = args.data
     if str(data) == "synthetic":
@@ -378,7 +387,7 @@ def _evaluate_action_run(checkpoint: Path, index, args: argparse.Namespace) -> N
     from avscene.infer.classify import evaluate
     from avscene.report.plots import plot_confusion_matrix
 
-    model = _load_task_model(checkpoint, args.device, "action")
+    model, _ = _load_task_model(checkpoint, args.device, "action")
     result = evaluate(model, index, n_clips=args.eval_clips, progress=args.progress)
     write_json(args.out / "eval.json", {"checkpoint": str(checkpoint), "data": index.source,
                                         "init": str(args.init), "use_sound": not args.no_sound,
@@ -395,7 +404,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
     if args.top_k < 1 or args.clips < 1:
         raise ValueError(f"--top-k and --clips must be >= 1, got {args.top_k} and {args.clips}")
-    model = _load_task_model(args.model, args.device, "action")
+    model, _ = _load_task_model(args.model, args.device, "action", "classify")
     rows, failed = [], 0
     for path in _expand_inputs(args.videos):
         try:
@@ -413,6 +422,40 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, rows)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _cmd_import_tf(args: argparse.Namespace) -> int:
+    from avscene.release.importer import import_release
+    from avscene.store import models_dir
+
+    done, notes = import_release(args.path, name=args.name, kind=args.kind, progress=args.progress)
+    for note in notes:
+        print(f"skipped {note}", file=sys.stderr)
+    for net in done:
+        if net.note:
+            print(f"{net.name}: {net.note} ({net.path})")
+        else:
+            print(f"{net.name}: {net.kind} network from {net.source}, {net.n_parameters / 1e6:.1f} M parameters, "
+                  f"{net.used} variables used, {net.ignored} ignored (optimizer slots, step counter, batch-renorm "
+                  f"statistics) -> {net.path}")
+    print(f"model store: {models_dir()}; use them with --model NAME, list them with `avscene models`")
+    return EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from avscene.store import list_models, models_dir
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=1))
+        return EXIT_OK
+    if not rows:
+        print(f"the model store ({models_dir()}) is empty: `avscene import-tf multisensory-nets.zip` fills it")
+        return EXIT_OK
+    print(f"model store: {models_dir()}")
+    for r in rows:
+        print(f"{r.name:<18} {r.task:<11} {r.n_parameters / 1e6:6.1f} M  {r.trained_on}  [{r.source}]")
+    return EXIT_OK
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -542,7 +585,8 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sync", help="is the sound in sync? offset scan with units, sign and confidence")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
-    p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
+    p.add_argument("--model", default=None, help="shift checkpoint or model-store name (default: the paper's "
+                   f"network if imported, else {DEFAULT_SHIFT_MODEL})")
     p.add_argument("--max-offset", dest="max_offset", type=float, default=2.0, help="scan +-this many seconds")
     p.add_argument("--hop", type=float, default=None, help="seconds between windows (default: one clip)")
     p.add_argument("--max-windows", dest="max_windows", type=int, default=16, help="windows per video at most")
@@ -558,7 +602,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
     p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True,
                    help="writes <name>_cam.mp4, <name>_cam.npy, <name>_cam.json, <name>_sheet.png")
-    p.add_argument("--model", type=Path, default=None, help=f"shift checkpoint (default {DEFAULT_SHIFT_MODEL})")
+    p.add_argument("--model", default=None, help="shift checkpoint or model-store name (default: the paper's "
+                   f"network if imported, else {DEFAULT_SHIFT_MODEL})")
     p.add_argument("--fit", choices=FITS, default=None,
                    help="how frames meet the model's square input: centre crop, pad, squash, or squash to 8/7 "
                         "then centre crop (default: the one the model's weights expect: crop for "
@@ -589,8 +634,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
     p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True, metavar="OUT_DIR",
                    help="writes <name>_on.wav, <name>_off.wav, <name>_on.mp4, <name>_off.mp4, <name>_spectrogram.png")
-    p.add_argument("--model", type=Path, default=None,
-                   help=f"separation checkpoint (default {DEFAULT_SEPARATION_MODEL})")
+    p.add_argument("--model", default=None, help="separation checkpoint or model-store name (default: the "
+                   f"paper's network if imported, else {DEFAULT_SEPARATION_MODEL})")
     p.add_argument("--mask", default=None, metavar="left|right|X0,Y0,X1,Y1",
                    help="grey out this region of the frames (pixels of the video) so its sound goes off-screen")
     p.add_argument("--hop-frames", dest="hop_frames", type=int, default=None,
@@ -607,12 +652,25 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classify", help="what action does a video show? class probabilities per video")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="files or folders")
-    p.add_argument("--model", type=Path, default=None, help=f"action checkpoint (default {DEFAULT_ACTION_MODEL})")
+    p.add_argument("--model", default=None, help=f"action checkpoint or model-store name (default {DEFAULT_ACTION_MODEL})")
     p.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes listed per video")
     p.add_argument("--clips", type=int, default=10, help="uniformly spaced clips averaged per video")
     p.add_argument("--json", type=Path, default=None, help="write one entry per input (errors included)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("import-tf", help="import the paper's TensorFlow networks (multisensory-nets.zip) into the model store")
+    p.add_argument("path", type=Path, metavar="PATH",
+                   help="multisensory-nets.zip, its unpacked folder, or one checkpoint prefix (nets/shift/net.tf-650000)")
+    p.add_argument("--name", default=None, help="store name for a single checkpoint (default: paper-shift, paper-cam, ...)")
+    p.add_argument("--kind", choices=("shift", "cam", "sep", "unet-pit"), default=None,
+                   help="which release network a checkpoint outside the release's folders is")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=_cmd_import_tf)
+
+    p = sub.add_parser("models", help="list the model store: name, task, parameters, trained on, source")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("eval", help="evaluate trained models (separation: Table 2)")
     evaluate = p.add_subparsers(dest="eval_task", required=True, metavar="TASK")
@@ -644,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MediaError, FileNotFoundError, ValueError) as err:
+    except (MediaError, FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

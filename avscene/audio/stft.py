@@ -181,6 +181,24 @@ def istft(spec: Tensor, cfg: SpectrogramConfig = PAPER_SPECTROGRAM, n_samples: i
     return audio
 
 
+def release_istft(spec: Tensor, cfg: SpectrogramConfig = PAPER_SPECTROGRAM) -> Tensor:
+    """The release's inverse, kept to compare with it: TF ``inverse_stft`` with its default
+    synthesis window (periodic Hann) and no window-sum normalisation, i.e. a gain of 1.5 at 75 %
+    overlap and tapered ends. ``spec`` complex ``(..., n_fft // 2 + 1, T)`` -> ``(..., (T - 1) * hop
+    + win)``. :func:`istft` is the correct inverse that avscene uses."""
+    if spec.shape[-2] != cfg.n_fft // 2 + 1:
+        raise ValueError(f"spec must have {cfg.n_fft // 2 + 1} bins on dim -2, got {tuple(spec.shape)}")
+    with _float32(spec):
+        batch_shape, n_frames = spec.shape[:-2], spec.shape[-1]
+        frames = torch.fft.irfft(spec.to(torch.complex64).transpose(-1, -2), n=cfg.n_fft)  # (..., T, n_fft)
+        frames = frames[..., : cfg.win_length] * _window(cfg, frames)  # (..., T, win)
+        frames = frames.reshape(-1, n_frames, cfg.win_length).transpose(1, 2)  # (B', win, T)
+        length = cfg.n_samples(n_frames)
+        audio = F.fold(frames, output_size=(1, length), kernel_size=(1, cfg.win_length),
+                       stride=(1, cfg.hop_length))[:, 0, 0]  # (B', length)
+    return audio.reshape(*batch_shape, length)
+
+
 def db_to_unit(db: Tensor, cfg: SpectrogramConfig = PAPER_SPECTROGRAM) -> Tensor:
     """dB -> [-1, 1] (linear, [db_min, db_max] -> [-1, 1]; not clipped)."""
     return 2.0 * (db - cfg.db_min) / (cfg.db_max - cfg.db_min) - 1.0

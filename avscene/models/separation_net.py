@@ -105,7 +105,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avscene.audio.stft import PAPER_SPECTROGRAM, SpectrogramConfig, analyze, synthesize
+from avscene.audio.stft import (PAPER_SPECTROGRAM, SpectrogramConfig, analyze, release_istft, stft, synthesize,
+                                unit_to_db)
 from avscene.models.blocks import BatchNorm, BNSettings
 from avscene.models.shift_net import PRESETS as SHIFT_PRESETS
 from avscene.models.shift_net import ShiftNet, ShiftNetConfig
@@ -329,6 +330,20 @@ def synthesize_sources(spec: Tensor, n_samples: int | None = None, cfg: Spectrog
     if mixture is not None:
         phase = input_spectrogram(mixture, cfg)[:, None, PHASE].to(spec.dtype).expand_as(phase)
     return synthesize(spec[:, :, LOG_MAG], phase, n_samples, cfg)
+
+
+def release_waveforms(spec: Tensor, mixture: Tensor, cfg: SpectrogramConfig = PAPER_SPECTROGRAM) -> Tensor:
+    """The waveforms ``(B, 2, (T - 1) * hop + win)`` the release makes from an output ``(B, 2, 2,
+    F, T)`` (its ``process`` with ``phase_type='pred'``): the Nyquist bin added back at -100 dB
+    with the phase of the ``mixture`` ``(B, C, N)`` (channel mean), then :func:`release_istft`.
+    For comparisons with the release; :func:`synthesize_sources` is avscene's inverse."""
+    mix = stft(mixture.float().mean(dim=1), dataclasses.replace(cfg, n_bins=cfg.n_fft // 2 + 1))  # (B, F+1, T)
+    mix = mix[:, None, -1:, : spec.shape[-1]].expand(-1, 2, -1, -1)  # (B, 2, 1, T): Nyquist bin
+    mag = 10.0 ** (unit_to_db(spec[:, :, LOG_MAG].float(), cfg) / 20.0)  # (B, 2, F, T)
+    floor = torch.full_like(mag[:, :, :1], cfg.amp_floor)  # (B, 2, 1, T)
+    full = torch.cat([torch.polar(mag, spec[:, :, PHASE].float() * math.pi),
+                      torch.polar(floor, torch.angle(mix))], dim=2)  # (B, 2, F + 1, T)
+    return release_istft(full, cfg)
 
 
 def resize_time(x: Tensor, n_out: int, scale: float) -> Tensor:
