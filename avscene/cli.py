@@ -118,6 +118,32 @@ def _add_train_args(p: argparse.ArgumentParser, *, lr: float, optimizer: str) ->
     p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar")
 
 
+def _checkpoint_arg(spec: str) -> Path | str:
+    """``--init``: a checkpoint file or a model-store name (its path); ``scratch`` stays as is."""
+    from avscene.store import resolve_model
+
+    if spec == "scratch":
+        return spec
+    try:
+        return resolve_model(spec)
+    except FileNotFoundError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _with_init_layout(shift_cfg, init: Path | None):
+    """``shift_cfg`` with the padding, pooling and input profile of the shift checkpoint ``init``:
+    weights imported from the release keep computing as they were trained when fine-tuned."""
+    import dataclasses
+
+    from avscene.checkpoints import read_shift_checkpoint
+
+    if init is None:
+        return shift_cfg
+    source = read_shift_checkpoint(init)[0]
+    return dataclasses.replace(shift_cfg, padding=source.padding, fractional_pool=source.fractional_pool,
+                               profile=source.profile)
+
+
 def _train_config(args: argparse.Namespace):
     import os
 
@@ -144,7 +170,7 @@ def _cmd_train_shift(args: argparse.Namespace) -> int:
         overrides["use_sound"] = False
     if args.crop_size:
         overrides["crop_size"] = args.crop_size
-    model_cfg = get_preset(args.preset, **overrides)
+    model_cfg = _with_init_layout(get_preset(args.preset, **overrides), args.init)
     data, val_data = args.data, args.val_data
     if str(data) == "synthetic":
         data, val_data = write_synthetic_sync_data(args.out / "synthetic", args.synthetic_scenes, args.seed,
@@ -265,12 +291,16 @@ DEFAULT_SEPARATION_MODEL = Path("runs/demo/separation/checkpoint.pt")
 
 
 def _cmd_train_separation(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from avscene.models.separation_net import get_preset
     from avscene.train.loop import fit
     from avscene.train.separation import make_separation_task, write_synthetic_separation_data
 
     overrides = {"output": args.output} if args.output else {}
     model_cfg = get_preset(args.preset, variant=args.variant, **overrides)
+    if model_cfg.init_from_shift:
+        model_cfg = dataclasses.replace(model_cfg, shift=_with_init_layout(model_cfg.shift, args.init))
     data, val_data = args.data, args.val_data
     if str(data) == "synthetic":
         sets = write_synthetic_separation_data(args.out / "synthetic", model_cfg, progress=args.progress,
@@ -517,7 +547,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", dest="crop_size", type=int, default=None, metavar="PX",
                    help="square crop the net trains on (default the preset's; frames are stored at 8/7 of it)")
     p.add_argument("--no-sound", dest="no_sound", action="store_true", help="vision-only (audio features zeroed)")
-    p.add_argument("--init", type=Path, default=None, metavar="SHIFT_CKPT",
+    p.add_argument("--init", type=_checkpoint_arg, default=None, metavar="SHIFT_CKPT",
                    help="start from a trained shift network (same widths as --preset), e.g. to fine-tune it in "
                         "the finer-CAM layout: --preset small-cam --init small.pt, --preset paper-cam --init paper.pt")
     p.add_argument("--negatives", choices=("shift", "random-pair"), default="shift")
@@ -540,8 +570,9 @@ def get_parser() -> argparse.ArgumentParser:
                         "(`avscene synth --task separation`; ground-truth stems) or 'synthetic' to generate one")
     p.add_argument("--val-data", dest="val_data", type=Path, default=None,
                    help="held-out videos or scenes (default: ~10%% of --data, chosen by name)")
-    p.add_argument("--init", type=Path, default=None,
-                   help="shift checkpoint to start the shift network from (ignored by scratch and audio-only)")
+    p.add_argument("--init", type=_checkpoint_arg, default=None,
+                   help="shift checkpoint or model-store name to start the shift network from (ignored by "
+                        "scratch and audio-only)")
     p.add_argument("--variant", default="full",
                    help="Table 2 row: full, full-pit, mono, single-frame, no-early-fusion, scratch, audio-only")
     p.add_argument("--preset", default="small", help="model preset: paper, small, tiny")
@@ -560,8 +591,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True,
                    help="UCF-101 folder, folder of class folders, 'path,label' CSV, synthetic action set "
                         "(`avscene synth --task action`) or 'synthetic' to generate one")
-    p.add_argument("--init", type=Path, required=True, metavar="SHIFT_CKPT|scratch",
-                   help="shift checkpoint to start the trunk from (its architecture is used), or 'scratch'")
+    p.add_argument("--init", type=_checkpoint_arg, required=True, metavar="SHIFT_CKPT|scratch",
+                   help="shift checkpoint or model-store name to start the trunk from (its architecture is "
+                        "used), or 'scratch'")
     p.add_argument("--val-data", dest="val_data", type=Path, default=None,
                    help="held-out labelled videos (default: UCF-101's test list, else ~10%% of each class)")
     p.add_argument("--preset", default=None,

@@ -128,6 +128,22 @@ def test_resize_modes(tmp_path, fit, expect_hw):
         assert out.reshape(-1, 3).max(axis=1).min() > 150
 
 
+def test_squash_crop_is_the_releases_squash_to_8_7_then_centre_crop(tmp_path):
+    """The release's input (256 x 256 squash, 224 centre crop) at any side, and its geometry."""
+    from avscene.infer.localize import FitGeometry
+    from avscene.infer.separate import model_box
+
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 256, (1, 36, 80, 3), dtype=np.uint8), 3, axis=0)
+    path = write_video(tmp_path / "wide.mp4", frames, 10)
+    out = read_clip(path, size=56, fit="squash-crop", audio=False).frames[0]
+    squashed = read_clip(path, size=64, fit="squash", audio=False).frames[0]  # 56 * 8 / 7 = 64
+    assert out.shape == (56, 56, 3) and np.array_equal(out, squashed[4:60, 4:60])
+    geo = FitGeometry.of((36, 80), 56, "squash-crop")
+    assert geo.scaled_hw == (64, 64) and geo.offset == (4, 4)
+    assert model_box((0, 0, 40, 36), (36, 80), 56, "squash-crop") == (0, 0, 28, 56)  # left half of the frame
+
+
 def test_six_channel_audio_is_downmixed(tmp_path):
     rate, n = 48000, 48000
     audio = np.zeros((n, 6), np.float32)
