@@ -220,81 +220,65 @@ class _Header:
     bad_consumers: tuple[int, ...]
 
 
+def _message(buf: bytes | memoryview, schema: dict[int, tuple[str, int]], what: str) -> dict[str, list]:
+    """The fields of a protobuf message that ``schema`` names (number -> (name, wire type)), each
+    as the list of its values in order; wire types are checked, other fields skipped. A packed
+    repeated varint field (wire type 2 where 0 is expected) is unpacked."""
+    out: dict[str, list] = {}
+    for field, wire, v in _proto_fields(buf):
+        if field not in schema:
+            continue
+        name, want = schema[field]
+        if want == 0 and wire == 2:  # packed repeated varints
+            pos, values = 0, out.setdefault(name, [])
+            while pos < len(v):
+                item, pos = _varint(v, pos)
+                values.append(item)
+            continue
+        _expect(wire, want, f"{what}.{name}")
+        out.setdefault(name, []).append(v)
+    return out
+
+
+def _last(fields: dict[str, list], name: str, default: int = 0) -> int:
+    """A scalar field's value (the last one wins, as protobuf parsers do)."""
+    return _signed64(fields[name][-1]) if name in fields else default
+
+
 def _parse_header(value: bytes | memoryview) -> _Header:
-    num_shards, endianness, producer, min_consumer, bad = 0, 0, 0, 0, []
-    for field, wire, v in _proto_fields(value):
-        if field == 1:
-            _expect(wire, 0, "BundleHeaderProto.num_shards")
-            num_shards = _signed64(v)
-        elif field == 2:
-            _expect(wire, 0, "BundleHeaderProto.endianness")
-            endianness = v
-        elif field == 3:
-            _expect(wire, 2, "BundleHeaderProto.version")
-            for f2, w2, v2 in _proto_fields(v):
-                if f2 == 1 and w2 == 0:
-                    producer = _signed64(v2)
-                elif f2 == 2 and w2 == 0:
-                    min_consumer = _signed64(v2)
-                elif f2 == 3 and w2 == 0:
-                    bad.append(_signed64(v2))
-                elif f2 == 3 and w2 == 2:  # packed repeated int32
-                    pos = 0
-                    while pos < len(v2):
-                        item, pos = _varint(v2, pos)
-                        bad.append(_signed64(item))
+    header = _message(value, {1: ("num_shards", 0), 2: ("endianness", 0), 3: ("version", 2)}, "BundleHeaderProto")
+    version = (_message(header["version"][-1], {1: ("producer", 0), 2: ("min_consumer", 0), 3: ("bad_consumers", 0)},
+                        "VersionDef") if "version" in header else {})
+    endianness = _last(header, "endianness")
     if endianness not in (0, 1):
         raise _Corrupt(f"bundle header has unknown endianness {endianness}")
-    return _Header(num_shards, endianness == 1, producer, min_consumer, tuple(bad))
+    return _Header(_last(header, "num_shards"), endianness == 1, _last(version, "producer"),
+                   _last(version, "min_consumer"), tuple(_signed64(v) for v in version.get("bad_consumers", [])))
 
 
 def _parse_shape(value: memoryview) -> tuple[int, ...]:
-    dims: list[int] = []
-    for field, wire, v in _proto_fields(value):
-        if field == 2:
-            _expect(wire, 2, "TensorShapeProto.dim")
-            size = 0
-            for f2, w2, v2 in _proto_fields(v):
-                if f2 == 1:
-                    _expect(w2, 0, "TensorShapeProto.Dim.size")
-                    size = _signed64(v2)
-            if size < 0:
-                raise _Corrupt(f"tensor shape has an unknown or negative dimension ({size})")
-            dims.append(size)
-        elif field == 3 and wire == 0 and v:
-            raise _Corrupt("tensor shape has unknown rank")
-    return tuple(dims)
+    shape = _message(value, {2: ("dim", 2), 3: ("unknown_rank", 0)}, "TensorShapeProto")
+    if _last(shape, "unknown_rank"):
+        raise _Corrupt("tensor shape has unknown rank")
+    dims = tuple(_last(_message(dim, {1: ("size", 0)}, "TensorShapeProto.Dim"), "size") for dim in shape.get("dim", []))
+    if any(size < 0 for size in dims):
+        raise _Corrupt(f"tensor shape has an unknown or negative dimension ({dims})")
+    return dims
+
+
+_ENTRY_FIELDS = {1: ("dtype", 0), 2: ("shape", 2), 3: ("shard_id", 0), 4: ("offset", 0), 5: ("size", 0),
+                 6: ("crc32c", 5), 7: ("slices", 2)}
 
 
 def _parse_entry(name: str, value: bytes | memoryview) -> tuple[int, TensorInfo]:
-    dtype = shard = offset = size = crc = nslices = 0
-    shape: tuple[int, ...] = ()
-    for field, wire, v in _proto_fields(value):
-        if field == 1:
-            _expect(wire, 0, "BundleEntryProto.dtype")
-            dtype = v
-        elif field == 2:
-            _expect(wire, 2, "BundleEntryProto.shape")
-            shape = _parse_shape(v)
-        elif field == 3:
-            _expect(wire, 0, "BundleEntryProto.shard_id")
-            shard = _signed64(v)
-        elif field == 4:
-            _expect(wire, 0, "BundleEntryProto.offset")
-            offset = _signed64(v)
-        elif field == 5:
-            _expect(wire, 0, "BundleEntryProto.size")
-            size = _signed64(v)
-        elif field == 6:
-            _expect(wire, 5, "BundleEntryProto.crc32c")
-            crc = v
-        elif field == 7:
-            _expect(wire, 2, "BundleEntryProto.slices")
-            nslices += 1
+    entry = _message(value, _ENTRY_FIELDS, "BundleEntryProto")
+    dtype, shard, offset, size = (_last(entry, k) for k in ("dtype", "shard_id", "offset", "size"))
+    shape = _parse_shape(entry["shape"][-1]) if "shape" in entry else ()
     if shard < 0 or offset < 0 or size < 0:
         raise _Corrupt(f"negative shard/offset/size ({shard}/{offset}/{size})")
     dtype_name = _DTYPES[dtype][0] if dtype in _DTYPES else f"dtype_enum_{dtype}"
-    return dtype, TensorInfo(name, dtype_name, shape, shard, offset, size, crc, nslices)
+    crc = entry["crc32c"][-1] if "crc32c" in entry else 0
+    return dtype, TensorInfo(name, dtype_name, shape, shard, offset, size, crc, len(entry.get("slices", [])))
 
 
 # --------------------------------------------------------------------------------------------
