@@ -9,6 +9,7 @@ one place and rounded in another, giving 87587 vs 87588 samples for the same cli
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from numbers import Rational
 
@@ -95,6 +96,13 @@ def sample_to_frame(sample: int, fps: float | Fraction, sample_rate: int) -> int
     """Index of the video frame nearest in time to audio sample ``sample`` (inverse of
     :func:`frame_to_sample` for samples that start a frame)."""
     return _round_half_away(Fraction(int(sample)) / samples_per_frame(fps, sample_rate))
+
+
+def frames_in(duration_s: float | Fraction, fps: float | Fraction) -> int:
+    """Whole frames of a ``duration_s`` long stream at ``fps``: ``floor(duration * fps + 1/1000)``.
+    The 1/1000 of a frame absorbs durations stored rounded (a 2.0 s stream at 29.97 fps measured
+    as 1.99999 s still holds its 59 frames) without counting a frame that is not there."""
+    return math.floor(duration_s * as_fps(fps) + Fraction(1, 1000))
 
 
 def seconds_to_frames(seconds: float, fps: float | Fraction) -> int:

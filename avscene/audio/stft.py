@@ -56,13 +56,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avscene.constants import PAPER_SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class SpectrogramConfig:
     """STFT parameters; defaults are the release's (``sep_params.base``)."""
 
     #: Audio sample rate (Hz).
-    sample_rate: int = 21000
+    sample_rate: int = PAPER_SAMPLE_RATE
     #: Window length (samples, 64 ms) and hop (samples, 16 ms): 62.5 frames per second.
     win_length: int = 1344
     hop_length: int = 336
