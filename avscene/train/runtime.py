@@ -61,11 +61,15 @@ def pick_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def launch_env() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of this process as torchrun sets them; (0, 1, 0) alone."""
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def init_runtime(device: str = "auto") -> Runtime:
     """Start the process group when launched by torchrun; pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world_size, local_rank = launch_env()
     dev = pick_device(device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if dev.type == "cuda":
