@@ -36,6 +36,7 @@ from avscene.files import write_json
 from avscene.media import MediaError, probe
 from avscene.models import get_preset
 from avscene.report.page import rel_path, write_report
+from avscene.store import demo_checkpoint
 from avscene.synth import ACTION_CLASSES, SceneConfig, ensure_dataset
 from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
 
@@ -111,7 +112,7 @@ class Demo:
 
     @property
     def shift_checkpoint(self) -> Path:
-        return self.out / "shift" / "checkpoint.pt"
+        return demo_checkpoint("shift", self.out)
 
     def _train_config(self, folder: Path, steps: int, **overrides):
         from avscene.train.loop import TrainConfig
@@ -280,7 +281,8 @@ class Demo:
         cfg = self.separation_config()
         task = make_separation_task(self.sep_sets["train"], cfg, init=self.shift_checkpoint,
                                     val_data=self.sep_sets["val"], seed=self.seed)
-        checkpoint = fit(task, self._train_config(folder / "run", steps, optimizer="adam", lr=1e-3, grad_clip=10.0,
+        run = demo_checkpoint("separation", self.out).parent
+        checkpoint = fit(task, self._train_config(run, steps, optimizer="adam", lr=1e-3, grad_clip=10.0,
                                                   global_batch=8, micro_batch=8, schedule="cosine"))
         model = load_model(checkpoint, "cpu")
         table = evaluate_separation({"demo (on/off)": model}, separation_dataset(self.sep_sets["test"], cfg, train=False),
@@ -321,7 +323,8 @@ class Demo:
         steps = _budget("action_steps", self.scale)
         root = self.out / "synthetic"
         task = make_action_task(root / "action_train", init=self.shift_checkpoint, seed=self.seed)
-        checkpoint = fit(task, self._train_config(folder / "run", steps, global_batch=8, micro_batch=8,
+        run = demo_checkpoint("action", self.out).parent
+        checkpoint = fit(task, self._train_config(run, steps, global_batch=8, micro_batch=8,
                                                   lr=5e-3, schedule="cosine"))
         model = load_model(checkpoint, "cpu")
         test = index_labelled(root / "action_test", subset="test", classes=task.train_index.classes)
@@ -334,7 +337,7 @@ class Demo:
             "metrics": {"top1": round(result.top1, 4), "top5": round(result.top5, 4),
                         "mean_class_accuracy": round(result.mean_class_accuracy, 4), "steps": steps},
             "images": [{"path": self.rel(plot), "caption": "confusion matrix (rows: true class)"},
-                       {"path": self.rel(folder / "run" / "curves.png"), "caption": "fine-tuning curves"}],
+                       {"path": self.rel(run / "curves.png"), "caption": "fine-tuning curves"}],
             "files": [{"path": self.rel(folder / "eval.json")}],
             "notes": ["benchmarks/action.py compares pretrained with and without sound against scratch over "
                       "3 seeds (benchmarks/results/action.json)."],

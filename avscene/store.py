@@ -27,6 +27,16 @@ PAPER_DEFAULTS = {
 }
 
 
+#: Where ``make demo`` (``avscene demo``) writes its run by default.
+DEMO_OUT = Path("runs/demo")
+
+
+def demo_checkpoint(task: str, out: Path = DEMO_OUT) -> Path:
+    """Where the demo run in ``out`` leaves its network of ``task`` (shift, separation, action):
+    the commands' fallback when the store has no network of the paper for them."""
+    return out / {"shift": "shift", "separation": "separation/run", "action": "action/run"}[task] / "checkpoint.pt"
+
+
 def models_dir() -> Path:
     """``$AVSCENE_HOME/models``, default ``~/.cache/avscene/models``."""
     home = os.environ.get("AVSCENE_HOME")

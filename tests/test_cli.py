@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from avscene import cli
 
@@ -41,10 +42,36 @@ def test_cli_offers_the_scene_layouts():
     assert cli.SCENE_LAYOUTS == LAYOUTS
 
 
-def test_cli_offers_the_fits():
+def test_cli_offers_the_fits_presets_variants_and_release_kinds():
     from avscene.constants import FITS
+    from avscene.models import PRESETS
+    from avscene.models.separation_net import PRESETS as SEPARATION_PRESETS
+    from avscene.models.separation_net import VARIANTS
+    from avscene.release.convert import KINDS
 
     assert cli.FITS == FITS
+    assert cli.SHIFT_PRESETS == tuple(PRESETS)
+    assert cli.SEPARATION_PRESETS == tuple(SEPARATION_PRESETS)
+    assert cli.SEPARATION_VARIANTS == tuple(sorted(VARIANTS))
+    assert cli.RELEASE_KINDS == tuple(sorted(KINDS))
+
+
+def test_every_command_is_listed_and_old_flag_spellings_still_work():
+    parser = cli.get_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps them here
+    assert list(commands) == ["sync", "localize", "separate", "classify", "train", "eval", "import-tf", "models",
+                              "prepare", "synth", "probe", "demo", "report"]
+    args = parser.parse_args(["sync", "v.mp4", "--hop", "1.5", "--max-offset", "0.5"])
+    assert (args.hop_s, args.max_offset_s) == (1.5, 0.5)
+    args = parser.parse_args(["train", "shift", "--data", "d", "--out", "o", "--batch-size", "4", "--workers", "0"])
+    assert (args.global_batch, args.num_workers) == (4, 0)
+    assert parser.parse_args(["classify", "v.mp4", "--clips", "3"]).n_clips == 3
+
+
+def test_demo_networks_are_where_the_commands_look_for_them():
+    from avscene.store import demo_checkpoint
+
+    assert demo_checkpoint("separation") == Path("runs/demo/separation/run/checkpoint.pt")
 
 
 def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys):
