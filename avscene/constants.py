@@ -22,8 +22,6 @@ PAPER_CLIP_SECONDS = 4.2
 #: Side of the stored frames (px) and of the random crop fed to the network (px).
 PAPER_FULL_SIZE = 256
 PAPER_CROP_SIZE = 224
-#: How frames meet a model's square input (see :mod:`avscene.media.reader`).
-FITS = ("crop", "pad", "squash", "squash-crop")
 #: Input preparation that a network's weights expect (``ShiftNetConfig.profile``): the ``fit`` of
 #: frames for sync and separation, and the ``cam_fit`` for localization. 'release' is the
 #: release's: 256 x 256 squash then a 224 centre crop (``sep_video``, the test-time crop of
@@ -37,11 +35,6 @@ PROFILES = {
 def profile_fit(profile: str, fit: str | None = None, *, cam: bool = False) -> str:
     """``fit`` when given, else the one ``profile``'s weights expect (``cam``: for localization)."""
     return fit or PROFILES[profile]["cam_fit" if cam else "fit"]
-
-
-def squash_crop_side(side: int) -> int:
-    """Side a ``squash-crop`` fit stretches to before cropping ``side``: 256 for 224."""
-    return round(side * PAPER_FULL_SIZE / PAPER_CROP_SIZE)
 
 
 #: Range of audio shifts for negatives (s), as the paper states it.

@@ -43,7 +43,7 @@ def test_cli_offers_the_scene_layouts():
 
 
 def test_cli_offers_the_fits_presets_variants_and_release_kinds():
-    from avscene.constants import FITS
+    from avscene.media.geometry import FITS
     from avscene.models import PRESETS
     from avscene.models.separation_net import PRESETS as SEPARATION_PRESETS
     from avscene.models.separation_net import VARIANTS

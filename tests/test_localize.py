@@ -19,21 +19,21 @@ from torch import nn
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
 from avscene.infer.localize import (
-    FitGeometry,
     LocalizeOptions,
     cam_batch,
     cam_clip,
     cam_stride,
     cam_to_frame,
-    cover_windows,
     fit_frames,
     localize_clip,
     localize_file,
     write_cam_outputs,
 )
 from avscene.media import ClipRangeError, MediaError, NoStreamError, probe, read_clip, write_video
+from avscene.media.geometry import FitGeometry
 from avscene.media.writer import VideoWriter
 from avscene.models import ShiftNet, get_preset
+from avscene.windows import plan_windows
 
 FPS = Fraction(25)  # the test video's rate; the model runs at 29.97 fps
 RATE = 44100
@@ -257,13 +257,13 @@ def test_map_over_time_follows_the_slice_centres(tmp_path):
 
 
 def test_window_plan_covers_the_video():
-    assert cover_windows(16, 16, 8) == [0]
-    starts = cover_windows(100, 16, 8)
+    assert plan_windows(16, 16, 8) == [0]
+    starts = plan_windows(100, 16, 8)
     assert starts[0] == 0 and starts[-1] == 84 and max(np.diff(starts)) <= 8
-    assert cover_windows(100, 16, 8, max_windows=3) == [0, 42, 84]
-    assert cover_windows(100, 16, 8, max_windows=1) == [42]
+    assert plan_windows(100, 16, 8, max_windows=3) == [0, 42, 84]
+    assert plan_windows(100, 16, 8, max_windows=1) == [42]
     with pytest.raises(ValueError):
-        cover_windows(10, 16, 8)
+        plan_windows(10, 16, 8)
 
 
 def test_windows_cross_fade_continuously():

@@ -130,8 +130,8 @@ def test_resize_modes(tmp_path, fit, expect_hw):
 
 def test_squash_crop_is_the_releases_squash_to_8_7_then_centre_crop(tmp_path):
     """The release's input (256 x 256 squash, 224 centre crop) at any side, and its geometry."""
-    from avscene.infer.localize import FitGeometry
     from avscene.infer.separate import model_box
+    from avscene.media.geometry import FitGeometry
 
     rng = np.random.default_rng(0)
     frames = np.repeat(rng.integers(0, 256, (1, 36, 80, 3), dtype=np.uint8), 3, axis=0)

@@ -16,10 +16,11 @@ from torch import nn
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
 from avscene.constants import frame_to_sample
-from avscene.infer.sync import SyncOptions, peak_confidence, plan_windows, sync_clip, sync_file
+from avscene.infer.sync import SyncOptions, peak_confidence, sync_clip, sync_file
 from avscene.media import read_clip
 from avscene.media.writer import write_shifted_audio
 from avscene.models import ShiftNet, get_preset
+from avscene.windows import plan_windows
 from conftest import make_event_video
 
 
@@ -96,12 +97,12 @@ def test_offsets_longer_than_the_window_scan_silence_on_a_short_video(tmp_path):
 
 
 def test_window_plan():
-    assert plan_windows(100, 30, 30, None) == [5, 35, 65]  # centred: 5 frames spare at each end
-    assert plan_windows(40, 30, 30, None) == [5]  # room for one window
-    assert plan_windows(90, 30, 30, None) == [0, 30, 60]
-    assert len(plan_windows(10_000, 30, 30, 8)) == 8
+    assert plan_windows(100, 30, 30, align="center") == [5, 35, 65]  # centred: 5 frames spare at each end
+    assert plan_windows(40, 30, 30, align="center") == [5]  # room for one window
+    assert plan_windows(90, 30, 30, align="center") == [0, 30, 60]
+    assert len(plan_windows(10_000, 30, 30, max_windows=8, align="center")) == 8
     with pytest.raises(ValueError):
-        plan_windows(20, 30, 30, None)
+        plan_windows(20, 30, 30, align="center")
 
 
 def test_confidence_is_the_mass_near_the_peak():

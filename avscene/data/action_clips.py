@@ -16,14 +16,13 @@ number of processes or workers, and a resumed run continues exactly.
 from __future__ import annotations
 
 import dataclasses
-import math
 from fractions import Fraction
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avscene.constants import frame_to_sample, seconds_to_frames
+from avscene.constants import frame_to_sample, frames_in, seconds_to_frames
 from avscene.data.clips import ClipSampling
 from avscene.data.labelled import LabelledIndex, LabelledVideo
 from avscene.data.shift_pairs import draw_augmentation
@@ -69,7 +68,7 @@ class ActionSampling(ClipSampling):
 
 def usable_frames(video: LabelledVideo, fps: Fraction) -> int:
     """Whole frames of ``video`` at ``fps``, one spare for rounding (as the shift examples)."""
-    return max(1, math.floor(video.info.duration_s * fps + Fraction(1, 1000)) - 1)
+    return max(1, frames_in(video.info.duration_s, fps) - 1)
 
 
 def read_action_clip(video: LabelledVideo, start_frame: int, sampling: ActionSampling, *,
@@ -114,19 +113,6 @@ def _read_looped(video: LabelledVideo, total: int, with_audio: bool, s: ActionSa
     period = clip.audio[: frame_to_sample(have, s.fps, s.sample_rate)]
     reps = -(-s.n_samples // max(1, len(period)))
     return frames, np.tile(period, (reps, 1))[: s.n_samples]
-
-
-def clip_starts(total_frames: int, n_frames: int, n_clips: int) -> list[int]:
-    """Start frames of ``n_clips`` uniformly spaced clips covering a video of ``total_frames``
-    (first at 0, last ending at the end; one clip at 0 when the video is no longer than a clip)."""
-    if n_clips < 1:
-        raise ValueError(f"n_clips must be >= 1, got {n_clips}")
-    last = total_frames - n_frames
-    if last <= 0:
-        return [0]
-    if n_clips == 1:
-        return [last // 2]
-    return [round(i * last / (n_clips - 1)) for i in range(n_clips)]
 
 
 class ActionClips(Dataset):

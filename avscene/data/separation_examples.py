@@ -62,13 +62,13 @@ import torch
 from torch.utils.data import Dataset
 
 from avscene.audio.resample import resample_audio
+from avscene.constants import frame_to_sample, frames_in
 from avscene.data.clips import ClipSampling
-from avscene.constants import frame_to_sample
-from avscene.data.action_clips import clip_starts
 from avscene.data.mixtures import MixtureConfig, make_mixture, off_screen_index
 from avscene.data.shift_pairs import draw_augmentation
 from avscene.data.videos import VideoIndex
 from avscene.media import MediaError, read_clip
+from avscene.windows import plan_windows
 
 #: Keys of one example: ``frames`` uint8 (T, crop, crop, 3) (empty (0,) when video is not read);
 #: ``mixture``, ``on``, ``off`` float32 (C, N) with ``mixture == on + off``; ``snr_db`` the
@@ -140,7 +140,7 @@ def _example(frames: np.ndarray | None, mixture: np.ndarray, on: np.ndarray, off
 
 def _usable_frames(duration_s: float, fps: Fraction) -> int:
     """Whole frames of a video, one spare for rounding (as the shift examples)."""
-    return max(0, math.floor(duration_s * fps + Fraction(1, 1000)) - 1)
+    return max(0, frames_in(duration_s, fps) - 1)
 
 
 class VideoMixtures(Dataset):
@@ -334,7 +334,7 @@ class SceneMixtures(Dataset):
             if usable < s.n_frames:
                 continue
             n_fit = max(1, usable // s.n_frames)  # non-overlapping windows that fit
-            for start in clip_starts(usable, s.n_frames, min(clips_per_scene, n_fit)):
+            for start in plan_windows(usable, s.n_frames, count=min(clips_per_scene, n_fit), align="cover"):
                 on, off = self._window(i, start)
                 p_on, p_off = (float(np.mean(np.mean(x, 0, dtype=np.float64) ** 2)) for x in (on, off))
                 p_mix = float(np.mean(np.mean(on + off, 0, dtype=np.float64) ** 2))

@@ -17,10 +17,11 @@ import torch
 from tqdm import tqdm
 
 from avscene.constants import frame_to_sample
-from avscene.data.action_clips import ActionSampling, clip_starts, read_action_clip, usable_frames
+from avscene.data.action_clips import ActionSampling, read_action_clip, usable_frames
 from avscene.data.labelled import LabelledIndex, LabelledVideo
 from avscene.data.shift_pairs import center_crop, frames_to_video
 from avscene.media import MediaError, probe
+from avscene.windows import model_device, plan_windows
 
 #: Videos up to this long whose clips overlap are decoded once, not once per clip (bounded
 #: memory: 15 s of 256 x 256 frames at 30 fps is about 90 MB).
@@ -96,7 +97,9 @@ class EvaluationResult:
 
     @property
     def mean_class_accuracy(self) -> float:
-        return float(np.nanmean(self.per_class_accuracy)) if np.isfinite(self.per_class_accuracy).any() else float("nan")
+        if not np.isfinite(self.per_class_accuracy).any():
+            return float("nan")
+        return float(np.nanmean(self.per_class_accuracy))
 
     def describe(self) -> str:
         text = (f"top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, mean class accuracy "
@@ -116,14 +119,19 @@ class EvaluationResult:
         }
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def _clip_starts(total_frames: int, n_frames: int, n_clips: int) -> list[int]:
+    """Start frames of ``n_clips`` clips of ``n_frames`` spread uniformly over ``total_frames``
+    (the first at 0, the last ending at the end; one clip at 0 when the video is no longer than
+    a clip, which is then looped)."""
+    if n_clips < 1:
+        raise ValueError(f"n_clips must be >= 1, got {n_clips}")
+    return plan_windows(max(total_frames, n_frames), n_frames, count=n_clips, align="cover")
 
 
 @torch.no_grad()
 def _probabilities(model, clips: Iterator[tuple[np.ndarray, np.ndarray]], crop: int, batch_size: int) -> np.ndarray:
     """Softmax ``(n, K)`` of clips given as (uint8 (T, H, W, 3), float32 (N, C)) pairs."""
-    device, out, frames_b, audio_b = _device(model), [], [], []
+    device, out, frames_b, audio_b = model_device(model), [], [], []
 
     def flush():
         video = frames_to_video(torch.from_numpy(np.stack(frames_b)).to(device))  # (B, 3, T, crop, crop)
@@ -182,7 +190,7 @@ def classify_file(model, path: str | os.PathLike, *, n_clips: int = 10, top_k: i
         raise MediaError(path, "has no video stream")
     video = LabelledVideo(info, -1)
     s = _eval_sampling(model)
-    starts = clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
+    starts = _clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
     probs = _probabilities(model, _file_clips(video, s, starts), s.crop_size, batch_size)
     return _result(model, probs, starts, os.fspath(path), top_k)
 
@@ -202,7 +210,7 @@ def classify_arrays(model, frames: np.ndarray, audio: np.ndarray | None = None, 
         frames = frames[np.arange(n) % total]
         audio = np.tile(audio, (-(-n_samples // max(1, len(audio))), 1))
         total = n
-    starts = clip_starts(total, n, n_clips)
+    starts = _clip_starts(total, n, n_clips)
 
     def clips():
         for t0 in starts:
@@ -241,7 +249,7 @@ def evaluate(model, dataset: LabelledIndex, *, n_clips: int = 10, batch_size: in
     confusion = np.zeros((k, k), np.int64)
     top5_hits, predictions, failed = 0, [], []
     for video in tqdm(dataset.videos, desc="evaluating", unit="video", disable=not progress):
-        starts = clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
+        starts = _clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
         try:
             probs = _probabilities(model, _file_clips(video, s, starts), s.crop_size, batch_size).mean(axis=0)
         except MediaError as err:

@@ -28,15 +28,17 @@ Where a value of the map sits
   1/2]``), for the same reason. Between cell centres the map is bilinear; beyond the outermost
   centres it is held. This continuous map on the model's pixel grid is then sampled at the
   centres of the original pixels, mapped through the fit of :func:`avscene.media.read_clip`
-  (:class:`FitGeometry`: ``crop`` scales to cover and cuts the centre, ``pad`` scales to fit
-  inside black borders, ``squash`` stretches). One step, no intermediate 224 x 224 image.
+  (:class:`~avscene.media.geometry.FitGeometry`: ``crop`` scales to cover and cuts the centre,
+  ``pad`` scales to fit inside black borders, ``squash`` stretches). One step, no intermediate
+  224 x 224 image.
 * Original pixels that the model did not see (the borders cut away by ``fit='crop'``) are NaN in
   :attr:`LocalizeResult.cam` and in the ``.npy``; the overlay leaves them uncoloured and the
   peaks ignore them.
 * Windows: frames where two windows overlap get both maps, weighted by triangular windows that
-  fall to the window edges (demucs' overlap-add), so the map fades from one window to the next
-  without a step. Frames that no window covers (``max_windows`` spreads fewer windows over a
-  long video) are interpolated linearly in time between their covered neighbours.
+  fall to the window edges (:class:`avscene.windows.OverlapAdd`), so the map fades from one
+  window to the next without a step. Frames that no window covers (``max_windows`` spreads
+  fewer windows over a long video) are interpolated linearly in time between their covered
+  neighbours.
 
 Values are ``|CAM|`` in logit units (the logit of "in sync" that the cell alone would give).
 Peaks are in original pixels, pixel-centre coordinates: ``(0, 0)`` is the centre of the top-left
@@ -57,10 +59,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avscene.constants import FITS, as_fps, frame_to_sample, profile_fit, squash_crop_side
+from avscene.constants import as_fps, frame_to_sample, frames_in, profile_fit
 from avscene.data.shift_pairs import frames_to_video
 from avscene.media import ClipRangeError, MediaError, probe, read_clip
-
+from avscene.media.geometry import FITS, FitGeometry
+from avscene.windows import OverlapAdd, model_device, plan_windows
 
 
 # -- options and results ---------------------------------------------------------------------------
@@ -104,57 +107,6 @@ class LocalizeOptions:
     def input_side(self, config) -> int:
         """Side of the square the frames are fitted to: ``size``, else the model's crop."""
         return self.size or config.crop_size
-
-
-@dataclasses.dataclass(frozen=True)
-class FitGeometry:
-    """Where an (H, W) frame lands on the model's (h, w) input grid for a ``fit`` (the exact
-    rounding of :func:`avscene.media.read_clip`): the frame is scaled to ``scaled_hw`` and model
-    pixel ``(v, u)`` is scaled pixel ``(v + top, u + left)`` with ``(top, left) = offset``
-    (negative for ``pad``: the picture sits inside black borders)."""
-
-    frame_hw: tuple[int, int]
-    model_hw: tuple[int, int]
-    fit: str
-    scaled_hw: tuple[int, int]
-    offset: tuple[int, int]
-
-    @classmethod
-    def of(cls, frame_hw: tuple[int, int], size: int | tuple[int, int], fit: str = "crop") -> "FitGeometry":
-        if fit not in FITS:
-            raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
-        src_h, src_w = int(frame_hw[0]), int(frame_hw[1])
-        out_h, out_w = (size, size) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
-        if fit == "squash" or (src_h, src_w) == (out_h, out_w):
-            return cls((src_h, src_w), (out_h, out_w), fit, (out_h, out_w), (0, 0))
-        if fit == "squash-crop":
-            scaled_h, scaled_w = squash_crop_side(out_h), squash_crop_side(out_w)
-            return cls((src_h, src_w), (out_h, out_w), fit, (scaled_h, scaled_w),
-                       ((scaled_h - out_h) // 2, (scaled_w - out_w) // 2))
-        scale = (max if fit == "crop" else min)(out_h / src_h, out_w / src_w)
-        scaled_h, scaled_w = max(1, round(src_h * scale)), max(1, round(src_w * scale))
-        if fit == "crop":
-            scaled_h, scaled_w = max(scaled_h, out_h), max(scaled_w, out_w)
-            offset = ((scaled_h - out_h) // 2, (scaled_w - out_w) // 2)
-        else:
-            scaled_h, scaled_w = min(scaled_h, out_h), min(scaled_w, out_w)
-            offset = (-((out_h - scaled_h) // 2), -((out_w - scaled_w) // 2))
-        return cls((src_h, src_w), (out_h, out_w), fit, (scaled_h, scaled_w), offset)
-
-    def to_model(self, y, x):
-        """Frame pixel coordinates (y, x) -> model pixel coordinates (v, u); pixel centres."""
-        (h, w), (sh, sw), (top, left) = self.frame_hw, self.scaled_hw, self.offset
-        y, x = np.asarray(y, np.float64), np.asarray(x, np.float64)
-        return (y + 0.5) * sh / h - 0.5 - top, (x + 0.5) * sw / w - 0.5 - left
-
-    def to_frame(self, v, u):
-        """Model pixel coordinates (v, u) -> frame pixel coordinates (y, x); pixel centres."""
-        (h, w), (sh, sw), (top, left) = self.frame_hw, self.scaled_hw, self.offset
-        v, u = np.asarray(v, np.float64), np.asarray(u, np.float64)
-        return (v + top + 0.5) * h / sh - 0.5, (u + left + 0.5) * w / sw - 0.5
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -264,11 +216,6 @@ def eval_mode(model: torch.nn.Module):
         model.train(was_training)
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    param = next(iter(model.parameters()), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
     """CAMs of a batch of clips, computed in eval mode (so one clip's map never depends on the
@@ -297,7 +244,7 @@ def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
     if abs(audio.shape[1] - n_samples) > cfg.sample_rate / cfg.fps + 1:
         raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
     audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
-    device = _device(model)
+    device = model_device(model)
     video = frames_to_video(frames.to(device))  # (B, 3, T, H, W)
     with eval_mode(model):
         cam = model.cam(video, audio.permute(0, 2, 1).to(device))  # (B, T', h, w)
@@ -374,58 +321,48 @@ def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config, *, fit: str
 
 # -- windows over a whole video --------------------------------------------------------------------
 
-def cover_windows(total_frames: int, n_frames: int, hop: int, max_windows: int | None = None) -> list[int]:
-    """Start frames of windows of ``n_frames`` that cover ``[0, total_frames)``: the first starts
-    at 0, the last ends at the end, neighbours at most ``hop`` apart (evenly spread). With
-    ``max_windows`` fewer windows may be spread evenly, leaving gaps; one window is centred."""
-    if total_frames < n_frames:
-        raise ValueError(f"needs at least {n_frames} frames, got {total_frames}")
-    span = total_frames - n_frames
-    count = 1 + -(-span // max(1, hop))
-    if max_windows:
-        count = min(count, max_windows)
-    if count == 1:
-        return [span // 2]
-    return [round(i * span / (count - 1)) for i in range(count)]
-
-
 def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, options: LocalizeOptions):
     """Run every window, cross-fade their |CAM|s at ``times`` (model-frame coordinates of the
     output frames). Returns cells (K, h, w), the window starts, the hop and one window's CAM shape."""
     n = model.config.n_frames
-    stride_t = cam_stride(model.config)[0]
     hop = max(1, round(n * (1 - options.overlap)))
-    starts = cover_windows(n_model_frames, n, hop, options.max_windows)
-    acc = weight_sum = None
+    starts = plan_windows(n_model_frames, n, hop, max_windows=options.max_windows, align="cover")
+    blend = cam_shape = None
     for start in starts:
         frames, audio = window_at(start)
         cam = cam_clip(model, frames, audio)  # (T', h, w)
-        if acc is None:
-            acc = np.zeros((len(times), *cam.shape[1:]), np.float64)
-            weight_sum = np.zeros(len(times))
-            cam_shape = cam.shape
-        local = times - start
-        sel = np.flatnonzero((local >= 0) & (local <= n - 1))
-        u = local[sel]
-        weight = np.minimum(u + 1, n - u)  # triangle: 1 at the window's edges, n/2 in its middle
-        f = np.clip(u / stride_t, 0, cam.shape[0] - 1)
-        j0 = np.floor(f).astype(np.int64)
-        j1 = np.minimum(j0 + 1, cam.shape[0] - 1)
-        frac = (f - j0)[:, None, None]
-        acc[sel] += weight[:, None, None] * (cam[j0] * (1 - frac) + cam[j1] * frac)
-        weight_sum[sel] += weight
-    covered = np.flatnonzero(weight_sum > 0)
-    cells = np.zeros_like(acc)
-    cells[covered] = acc[covered] / weight_sum[covered, None, None]
-    gaps = np.flatnonzero(weight_sum == 0)
-    if len(gaps):  # linear in time between covered neighbours, held before the first / after the last
-        pos = np.searchsorted(covered, gaps)
-        left, right = np.clip(pos - 1, 0, len(covered) - 1), np.clip(pos, 0, len(covered) - 1)
-        t_left, t_right = times[covered[left]], times[covered[right]]
-        span = np.where(t_right > t_left, t_right - t_left, 1.0)
-        frac = np.clip((times[gaps] - t_left) / span, 0, 1)[:, None, None]
-        cells[gaps] = cells[covered[left]] * (1 - frac) + cells[covered[right]] * frac
+        if blend is None:
+            blend, cam_shape = OverlapAdd((len(times), *cam.shape[1:])), cam.shape
+        local = times - start  # (K,) the output frames in the window's model frames
+        inside = np.flatnonzero((local >= 0) & (local <= n - 1))
+        blend.add(inside, _cam_at(cam, local[inside], cam_stride(model.config)[0]), local[inside], n)
+    cells, covered = blend.result()  # (K, h, w)
+    _fill_gaps(cells, covered, times)
     return cells.astype(np.float32), starts, hop, tuple(int(s) for s in cam_shape)
+
+
+def _cam_at(cam: np.ndarray, frames: np.ndarray, stride_t: int) -> np.ndarray:
+    """A window's map (T', h, w) at its model frames ``frames`` (P,): linear in time between the
+    slices' centres (slice ``j`` at frame ``stride_t * j``), held after the last. -> (P, h, w)"""
+    f = np.clip(frames / stride_t, 0, cam.shape[0] - 1)
+    j0 = np.floor(f).astype(np.int64)
+    j1 = np.minimum(j0 + 1, cam.shape[0] - 1)
+    frac = (f - j0)[:, None, None]
+    return cam[j0] * (1 - frac) + cam[j1] * frac
+
+
+def _fill_gaps(cells: np.ndarray, covered: np.ndarray, times: np.ndarray) -> None:
+    """In place: frames no window reached (``covered`` False) linear in time between their covered
+    neighbours, held before the first covered frame and after the last."""
+    covered, gaps = np.flatnonzero(covered), np.flatnonzero(~covered)
+    if not len(gaps):
+        return
+    pos = np.searchsorted(covered, gaps)
+    left, right = np.clip(pos - 1, 0, len(covered) - 1), np.clip(pos, 0, len(covered) - 1)
+    t_left, t_right = times[covered[left]], times[covered[right]]
+    span = np.where(t_right > t_left, t_right - t_left, 1.0)
+    frac = np.clip((times[gaps] - t_left) / span, 0, 1)[:, None, None]
+    cells[gaps] = cells[covered[left]] * (1 - frac) + cells[covered[right]] * frac
 
 
 def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) -> LocalizeResult:
@@ -467,9 +404,9 @@ def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = Loc
     if not info.fps or not info.width or not info.height:
         raise MediaError(path, "video stream has no readable frame rate or size")
     fps_v = info.fps
-    n_video = info.n_frames or math.floor(info.duration_s * fps_v + Fraction(1, 1000))
+    n_video = info.n_frames or frames_in(info.duration_s, fps_v)
     video_s = min(info.duration_s, float(n_video / fps_v))
-    n_model = math.floor(Fraction(video_s).limit_denominator(10**6) * fps_m + Fraction(1, 1000))
+    n_model = frames_in(Fraction(video_s).limit_denominator(10**6), fps_m)
     if n_model < n:
         raise ClipRangeError(path, f"too short for the model: {video_s:.2f} s, needs {float(n / fps_m):.2f} s")
 

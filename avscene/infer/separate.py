@@ -16,7 +16,7 @@ windows:
   ``input_rms``), and its outputs are scaled back by the same gain, so the output keeps the
   input's level and loud and quiet passages are treated alike.
 * **Cross-fade**: window outputs are summed with triangular weights ``min(t + 1, L - t)`` and
-  divided by the sum of weights (demucs' ``apply``); the first and last samples of the track
+  divided by the sum of weights (:class:`avscene.windows.OverlapAdd`); the first and last samples of the track
   come from one window only. For PIT models (whose two outputs have no fixed order) each
   window's pair is put in the order that agrees best with what is already stitched.
 
@@ -46,7 +46,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -54,13 +53,14 @@ import numpy as np
 import torch
 
 from avscene.audio.resample import resample_audio
-from avscene.constants import frame_to_sample, profile_fit
+from avscene.constants import frame_to_sample, frames_in, profile_fit
 from avscene.data.mixtures import MixtureConfig
 from avscene.data.shift_pairs import frames_to_video
-from avscene.infer.localize import FitGeometry
 from avscene.media import ClipRangeError, NoStreamError, probe, read_clip
+from avscene.media.geometry import FitGeometry
 from avscene.models import SeparationNet
 from avscene.models.separation_net import DEFAULT_PHASE, PHASE_SOURCES, synthesize_sources
+from avscene.windows import OverlapAdd, model_device, plan_windows
 
 #: Level windows are brought to before separation (RMS over all channels): the expected RMS of
 #: a training mixture of two sources at RMS 0.1 (the release's ``input_rms``).
@@ -200,27 +200,20 @@ def output_length(model: SeparationNet) -> int:
     return cfg.spectrogram.n_samples(cfg.spec_frames)
 
 
-def plan_separation_windows(n_samples: int, model: SeparationNet, hop_frames: int | None = None) -> list[int]:
-    """Start frames of the windows that cover ``n_samples`` samples (at the model's rate): every
-    ``hop_frames`` (default half a clip) from 0, plus the first start whose output reaches the end."""
+def last_window_start(n_samples: int, model: SeparationNet) -> int:
+    """The first frame from which a window's output reaches the end of ``n_samples`` samples
+    (at the model's rate): where the last window of a track starts (0 when one window covers it)."""
     cfg = model.config
     fps, rate = cfg.shift.fps, cfg.shift.sample_rate
-    hop = hop_frames or max(1, cfg.n_frames // 2)
     need = n_samples - output_length(model)  # the last window must start at or after this sample
     if need <= 0:
-        return [0]
+        return 0
     last = math.ceil(need * fps / rate)
     while frame_to_sample(last, fps, rate) < need:
         last += 1
     while last > 0 and frame_to_sample(last - 1, fps, rate) >= need:
         last -= 1
-    return list(range(0, last, hop)) + [last]
-
-
-def crossfade_weights(length: int) -> np.ndarray:
-    """Triangular window weights ``min(t + 1, length - t)`` (float64, all positive)."""
-    t = np.arange(length)
-    return np.minimum(t + 1, length - t).astype(np.float64)
+    return last
 
 
 #: ``inputs(starts)`` -> (frames uint8 (B, n_frames, H, W, 3) or None, audio float32 (B, n_samples, C),
@@ -232,46 +225,54 @@ WindowInputs = Callable[[Sequence[int]], tuple[np.ndarray | None, np.ndarray, np
 def _separate_windows(model: SeparationNet, n_samples: int, inputs: WindowInputs, options: SeparateOptions
                       ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
     """Run every window and cross-fade: returns on, off float32 (n_samples,) at the model's rate,
-    the window starts (frames) and the hop."""
+    the window starts (frames) and the hop (frames)."""
     model.eval()
     cfg = model.config
-    device = next(model.parameters()).device
+    fps, rate = cfg.shift.fps, cfg.shift.sample_rate
     hop = options.hop_frames or max(1, cfg.n_frames // 2)
     length = output_length(model)
-    if frame_to_sample(hop, cfg.shift.fps, cfg.shift.sample_rate) > length:
+    if frame_to_sample(hop, fps, rate) > length:
         raise ValueError(f"hop_frames={hop} leaves gaps between windows: a window's output covers "
                          f"{length} samples, less than {hop} frames")
-    starts = plan_separation_windows(n_samples, model, hop)
-    weights = crossfade_weights(length)
-    acc = np.zeros((2, n_samples), np.float64)
-    wsum = np.zeros(n_samples, np.float64)
+    # windows of n_frames every hop from 0, the last one starting where its output reaches the end
+    starts = plan_windows(last_window_start(n_samples, model) + cfg.n_frames, cfg.n_frames, hop, align="start")
+    blend = OverlapAdd((2, n_samples), axis=-1)
     for b0 in range(0, len(starts), options.batch_size):
         batch = starts[b0 : b0 + options.batch_size]
-        frames, audio, n_real = inputs(batch)
-        gains = np.ones(len(batch))
-        if options.input_rms is not None:
-            for i, n in enumerate(n_real):
-                rms = float(np.sqrt(np.mean(np.square(audio[i, :n], dtype=np.float64)))) if n else 0.0
-                gains[i] = options.input_rms / max(rms, 1e-4)
-        mix = torch.from_numpy(np.ascontiguousarray((audio * gains[:, None, None]).transpose(0, 2, 1),
-                                                    dtype=np.float32)).to(device)  # (B, C, N)
-        video = None
-        if cfg.uses_video:
-            video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames)).to(device))  # (B, 3, T, H, W)
-        pred = model(video, mix).float()  # (B, 2, 2, F, T)
-        waves = synthesize_sources(pred, length, cfg.spectrogram, mixture=mix if options.phase == "mixture" else None)
-        waves = waves.double().cpu().numpy()  # (B, 2, L)
-        waves /= gains[:, None, None]
-        for i, f in enumerate(batch):
-            a = frame_to_sample(f, cfg.shift.fps, cfg.shift.sample_rate)
+        waves = _separate_batch(model, *inputs(batch), options)  # (B, 2, L)
+        for wave, f in zip(waves, batch):
+            a = frame_to_sample(f, fps, rate)
             end = min(a + length, n_samples)
-            seg, w = waves[i, :, : end - a], weights[: end - a]
+            seg = wave[:, : end - a]  # (2, end - a)
             if cfg.pit_loss:
-                seg = _agree(seg, acc[:, a:end], wsum[a:end])
-            acc[:, a:end] += seg * w
-            wsum[a:end] += w
-    out = acc / np.maximum(wsum, 1e-12)  # every sample is covered (the plan guarantees it)
+                seg = _agree(seg, *blend.stitched(slice(a, end)))
+            blend.add(slice(a, end), seg, np.arange(end - a), length)
+    out, _ = blend.result()  # (2, n_samples); every sample is covered (the plan guarantees it)
     return out[0].astype(np.float32), out[1].astype(np.float32), starts, hop
+
+
+def _separate_batch(model: SeparationNet, frames: np.ndarray | None, audio: np.ndarray, n_real: np.ndarray,
+                    options: SeparateOptions) -> np.ndarray:
+    """Both sources of a batch of windows (see :data:`WindowInputs`), float64 (B, 2, L) at the
+    input's level: each window is brought to ``options.input_rms`` and its outputs scaled back."""
+    cfg = model.config
+    device = model_device(model)
+    gains = np.ones(len(audio))
+    if options.input_rms is not None:
+        for i, n in enumerate(n_real):
+            rms = float(np.sqrt(np.mean(np.square(audio[i, :n], dtype=np.float64)))) if n else 0.0
+            gains[i] = options.input_rms / max(rms, 1e-4)
+    mix = torch.from_numpy(np.ascontiguousarray((audio * gains[:, None, None]).transpose(0, 2, 1),
+                                                dtype=np.float32)).to(device)  # (B, C, N)
+    video = None
+    if cfg.uses_video:
+        video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames)).to(device))  # (B, 3, T, H, W)
+    pred = model(video, mix).float()  # (B, 2, 2, F, T)
+    waves = synthesize_sources(pred, output_length(model), cfg.spectrogram,
+                               mixture=mix if options.phase == "mixture" else None)
+    waves = waves.double().cpu().numpy()  # (B, 2, L)
+    waves /= gains[:, None, None]
+    return waves
 
 
 def _agree(seg: np.ndarray, acc: np.ndarray, wsum: np.ndarray) -> np.ndarray:
@@ -364,7 +365,7 @@ def separate_file(model: SeparationNet, path: str | os.PathLike, options: Separa
     box = None
     if cfg.uses_video and options.mask is not None:
         box = model_box(mask_region(options.mask, info.width, info.height), (info.height, info.width), side, fit)
-    total_frames = max(1, math.floor(info.duration_s * fps + Fraction(1, 1000)))
+    total_frames = max(1, frames_in(info.duration_s, fps))
     last_frame: list[np.ndarray] = []
 
     def frames_of(f0: int, f1: int) -> tuple[np.ndarray, int]:

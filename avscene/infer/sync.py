@@ -11,9 +11,9 @@ Sign convention: a **positive offset means the audio lags the video** (a sound i
 Videos are scanned in windows over their whole length (each its own scan, so drift over time is
 visible). A window scores offset ``d`` only where its shifted audio lies wholly inside the video
 (near the ends, large offsets would hear the file's edge: silence the network never saw in
-training); the video's score for ``d`` is the mean logit over the windows that score it. Using
-every window, not only those with room for the largest offset on both sides, took offset
-recovery from 0.952 to 0.962 of the 104 benchmark clips within one frame (same scans). A
+training); the video's score for ``d`` is the mean logit over the windows that score it. Scoring
+every window, not only those with room for the largest offset on both sides, recovers the offset
+of 0.962 of the 104 benchmark clips within one frame, against 0.952 (same scans). A
 video too short for any window to reach an offset scores it on the zero-padded audio. The
 confidence is the softmax probability mass of the scan within one frame of its peak, at a
 temperature calibrated on held-out data (``benchmarks/offset.py``).
@@ -29,10 +29,11 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from avscene.constants import frame_to_sample, profile_fit
+from avscene.constants import frame_to_sample, frames_in, profile_fit
 from avscene.data.shift_pairs import frames_to_video
 from avscene.media import ClipRangeError, probe, read_clip
 from avscene.models import ShiftNet
+from avscene.windows import model_device, plan_windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,22 +160,6 @@ def read_calibration(checkpoint: str | os.PathLike) -> float | None:
     return float(data["temperature"])
 
 
-def plan_windows(total_frames: int, n_frames: int, hop: int, max_windows: int | None) -> list[int]:
-    """Start frames of the windows to scan: every ``hop`` frames from the first, centred in the
-    video (the frames left over are split between both ends), at most ``max_windows`` of them
-    spread evenly."""
-    if total_frames < n_frames:
-        raise ValueError(f"needs at least {n_frames} frames")
-    hop = max(1, hop)
-    count = (total_frames - n_frames) // hop + 1
-    first = (total_frames - n_frames - (count - 1) * hop) // 2
-    starts = [first + i * hop for i in range(count)]
-    if max_windows and len(starts) > max_windows:
-        starts = [starts[round(i * (len(starts) - 1) / (max_windows - 1))] for i in range(max_windows)] \
-            if max_windows > 1 else [starts[len(starts) // 2]]
-    return starts
-
-
 @torch.no_grad()
 def scan_window(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, offsets: np.ndarray,
                 audio_origin_frame: int, *, chunk: int = 32) -> np.ndarray:
@@ -189,7 +174,7 @@ def scan_window(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, offsets:
     Returns: (K,) logits.
     """
     cfg = model.config
-    device = next(model.parameters()).device
+    device = model_device(model)
     n_samples = cfg.n_samples
     tracks = np.zeros((len(offsets), cfg.audio_channels, n_samples), np.float32)  # (K, C, N)
     for i, d in enumerate(offsets):
@@ -223,7 +208,7 @@ def _scan_windows(model: ShiftNet, total_frames: int, window_at, options: SyncOp
     offsets = np.arange(-max_d, max_d + 1)  # (K,)
     hop = round(options.hop_s * fps) if options.hop_s else n
     windows = []
-    for t0 in plan_windows(total_frames, n, hop, options.max_windows):
+    for t0 in plan_windows(total_frames, n, hop, max_windows=options.max_windows, align="center"):
         frames, audio, origin = window_at(t0, max_d)
         scores = scan_window(model, frames, audio, offsets, origin, chunk=options.chunk)  # (K,)
         valid = (t0 + offsets >= 0) & (t0 + offsets + n <= total_frames)  # (K,) audio inside the video
@@ -240,7 +225,7 @@ def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = S
     cfg = model.config
     fps, n = cfg.fps, cfg.n_frames
     info = probe(path, need_video=True, need_audio=True)
-    total = math.floor(info.duration_s * fps + Fraction(1, 1000))
+    total = frames_in(info.duration_s, fps)
     if total < n:
         raise ClipRangeError(path, f"too short for the model: {info.duration_s:.2f} s, needs {float(n / fps):.2f} s")
 
@@ -254,7 +239,8 @@ def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = S
     return _scan_windows(model, total, window_at, options, os.fspath(path))
 
 
-def sync_clip(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, options: SyncOptions = SyncOptions()) -> SyncResult:
+def sync_clip(model: ShiftNet, frames: np.ndarray, audio: np.ndarray,
+              options: SyncOptions = SyncOptions()) -> SyncResult:
     """Scan in-memory media already at the model's rates: ``frames`` uint8 (T, crop, crop, 3) at
     ``model.config.fps`` and ``audio`` float32 (N, C) at its sample rate, aligned at sample 0."""
     n = model.config.n_frames

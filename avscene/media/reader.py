@@ -14,11 +14,12 @@ needs:
   ``frame_to_sample(n_frames, fps, sample_rate)`` samples, so audio and video start and end
   together to within one sample.
 
-Frames are resized with one of four ``fit`` modes: ``"crop"`` (default: keep the aspect ratio,
-scale to cover, centre-crop — nothing is distorted, the borders of wide frames are lost),
-``"pad"`` (keep the aspect ratio, scale to fit, pad with black — nothing is lost),
-``"squash"`` (stretch to the size: the release's CAM input) or ``"squash-crop"`` (the release's
-sync and separation input: stretch to 8/7 of the size, 256 for 224, then centre-crop).
+Frames are resized with one of four ``fit`` modes (:mod:`avscene.media.geometry` holds their
+exact rounding): ``"crop"`` (default: keep the aspect ratio, scale to cover, centre-crop —
+nothing is distorted, the borders of wide frames are lost), ``"pad"`` (keep the aspect ratio,
+scale to fit, pad with black — nothing is lost), ``"squash"`` (stretch to the size: the
+release's CAM input) or ``"squash-crop"`` (the release's sync and separation input: stretch to
+8/7 of the size, 256 for 224, then centre-crop).
 """
 
 from __future__ import annotations
@@ -27,17 +28,15 @@ import dataclasses
 import math
 import os
 from fractions import Fraction
-from typing import Literal
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from avscene.constants import FITS, as_fps, frame_to_sample, seconds_to_frames, seconds_to_samples, squash_crop_side
+from avscene.constants import as_fps, frame_to_sample, frames_in, seconds_to_frames, seconds_to_samples
 from avscene.media.errors import ClipRangeError, MediaError, NoStreamError
+from avscene.media.geometry import FITS, Fit, FitGeometry
 from avscene.media.probe import _ffmpeg_reason, layout_name, measured_duration, open_input, stream_fps
-
-Fit = Literal["crop", "pad", "squash", "squash-crop"]
 
 #: A window may run this far past the last frame / sample before it counts as beyond the end
 #: (containers often end their audio a few ms before the video's last frame does).
@@ -115,26 +114,21 @@ class _FrameConverter:
     def __init__(self, out_hw: tuple[int, int], fit: Fit):
         self.out_h, self.out_w = out_hw
         self.fit = fit
+        self._geometry: FitGeometry | None = None  # of the last frame's size
         # Persistent reformatters keep their swscale contexts between frames; frame.reformat()
         # builds a new one per call, which costs more than the conversion of a small frame.
         self._scaler = VideoReformatter()
         self._to_rgb = VideoReformatter()
 
+    def _geometry_of(self, frame_hw: tuple[int, int]) -> FitGeometry:
+        if self._geometry is None or self._geometry.frame_hw != frame_hw:
+            self._geometry = FitGeometry.of(frame_hw, (self.out_h, self.out_w), self.fit)
+        return self._geometry
+
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         src_h, src_w = frame.height, frame.width
-        if self.fit == "squash" or (src_h, src_w) == (self.out_h, self.out_w):
-            scaled_w, scaled_h = self.out_w, self.out_h
-        elif self.fit == "squash-crop":
-            scaled_w, scaled_h = squash_crop_side(self.out_w), squash_crop_side(self.out_h)
-        else:
-            pick = max if self.fit == "crop" else min
-            scale = pick(self.out_h / src_h, self.out_w / src_w)
-            scaled_w = max(1, round(src_w * scale))
-            scaled_h = max(1, round(src_h * scale))
-            if self.fit == "crop":  # never let rounding leave the cover short of the output
-                scaled_w, scaled_h = max(scaled_w, self.out_w), max(scaled_h, self.out_h)
-            else:
-                scaled_w, scaled_h = min(scaled_w, self.out_w), min(scaled_h, self.out_h)
+        geometry = self._geometry_of((src_h, src_w))
+        (scaled_h, scaled_w), (top, left) = geometry.scaled_hw, geometry.offset
         if (scaled_w, scaled_h) != (src_w, src_h):
             # Scale in the decoder's own pixel format, then convert the smaller picture to RGB:
             # swscale is several times faster this way round. Fast bilinear is exact enough down
@@ -142,15 +136,13 @@ class _FrameConverter:
             heavy = scaled_w * 2 < src_w or scaled_h * 2 < src_h
             frame = self._scaler.reformat(frame, width=scaled_w, height=scaled_h,
                                           interpolation="AREA" if heavy else "FAST_BILINEAR")
-        rgb = self._to_rgb.reformat(frame, format="rgb24").to_ndarray()  # (h, w, 3)
+        rgb = self._to_rgb.reformat(frame, format="rgb24").to_ndarray()  # (scaled_h, scaled_w, 3)
         if (scaled_h, scaled_w) == (self.out_h, self.out_w):
             return rgb
-        if self.fit in ("crop", "squash-crop"):
-            top, left = (scaled_h - self.out_h) // 2, (scaled_w - self.out_w) // 2
+        if self.fit in ("crop", "squash-crop"):  # cut the centre
             return rgb[top : top + self.out_h, left : left + self.out_w]
-        canvas = np.zeros((self.out_h, self.out_w, 3), np.uint8)
-        top, left = (self.out_h - scaled_h) // 2, (self.out_w - scaled_w) // 2
-        canvas[top : top + scaled_h, left : left + scaled_w] = rgb
+        canvas = np.zeros((self.out_h, self.out_w, 3), np.uint8)  # pad: the picture inside black borders
+        canvas[-top : -top + scaled_h, -left : -left + scaled_w] = rgb
         return canvas
 
 
@@ -260,7 +252,7 @@ def read_clip(
         fps: output frame rate (exact Fraction or float; 29.97 means 30000/1001); None keeps
             the source's average rate.
         size: output ``(height, width)`` or a side for square frames; None keeps the source's.
-        fit: ``"crop"``, ``"pad"`` or ``"squash"`` (see the module docstring).
+        fit: ``"crop"``, ``"pad"``, ``"squash"`` or ``"squash-crop"`` (see the module docstring).
         sample_rate: output rate (Hz); None keeps the source's.
         channels: output channels (1 = mono mix, 2 = stereo, ...); None keeps the source's.
         video, audio: which streams to read; a stream that is asked for must exist.
@@ -274,55 +266,67 @@ def read_clip(
     if not (video or audio):
         raise MediaError(path, "invalid request: read neither video nor audio")
     with open_input(path) as container:
-        vstream = container.streams.video[0] if container.streams.video else None
-        astream = container.streams.audio[0] if container.streams.audio else None
-        if video and vstream is None:
-            raise NoStreamError(path, "has no video stream")
-        if audio and astream is None:
-            raise NoStreamError(path, "has no audio stream")
-        if not video:
-            vstream = None
-        if not audio:
-            astream = None
-
-        out_fps = None
-        if vstream is not None:
-            out_fps = as_fps(fps) if fps is not None else stream_fps(vstream)
-            if out_fps is None:
-                raise MediaError(path, "video stream has no readable frame rate; pass fps explicitly")
-        out_rate = None
-        out_channels = None
-        if astream is not None:
-            src_rate = astream.codec_context.sample_rate
-            if not src_rate:
-                raise MediaError(path, "audio stream has no readable sample rate")
-            out_rate = int(sample_rate or src_rate)
-            out_channels = int(channels or astream.codec_context.channels or 2)
-
-        file_end = None
-        if duration_s is None:
-            file_end = measured_duration(container)
-            duration_s = file_end - start_s
-            if duration_s <= 0:
-                raise ClipRangeError(path, f"start {start_s:.3f} s is at or past the end of the file ({file_end:.3f} s)")
-        if out_fps is not None:
-            if file_end is not None:  # to the end: every frame that starts before it (1 ms slack)
-                n_frames = math.floor((file_end - start_s) * out_fps + Fraction(1, 1000))
-            else:
-                n_frames = seconds_to_frames(duration_s, out_fps)
-            if n_frames < 1:
-                raise ClipRangeError(path, f"window of {duration_s:.4f} s holds no whole frame at {float(out_fps):.3f} fps")
-            n_samples = frame_to_sample(n_frames, out_fps, out_rate) if out_rate else 0
-        else:
-            n_frames = 0
-            n_samples = seconds_to_samples(duration_s, out_rate)
-            if n_samples < 1:
-                raise ClipRangeError(path, f"window of {duration_s} s holds no audio sample")
-
+        vstream, astream = _streams(container, path, video=video, audio=audio)
+        out_fps, out_rate, out_channels = _output_format(path, vstream, astream, fps, sample_rate, channels)
+        n_frames, n_samples = _window_length(container, path, start_s, duration_s, out_fps, out_rate)
         start = Fraction(start_s).limit_denominator(10**9)
-        clip = _decode_window(container, path, vstream, astream, start, out_fps, n_frames, size, fit,
+        return _decode_window(container, path, vstream, astream, start, out_fps, n_frames, size, fit,
                               out_rate, out_channels, n_samples, threads)
-        return clip
+
+
+def _streams(container, path, *, video: bool, audio: bool):
+    """The first video and audio streams, each None when not asked for; raises NoStreamError
+    for one that is asked for and missing."""
+    vstream = container.streams.video[0] if container.streams.video else None
+    astream = container.streams.audio[0] if container.streams.audio else None
+    if video and vstream is None:
+        raise NoStreamError(path, "has no video stream")
+    if audio and astream is None:
+        raise NoStreamError(path, "has no audio stream")
+    return (vstream if video else None), (astream if audio else None)
+
+
+def _output_format(path, vstream, astream, fps, sample_rate, channels
+                   ) -> tuple[Fraction | None, int | None, int | None]:
+    """The clip's frame rate (fps), sample rate (Hz) and channels: those asked for, else the
+    source's; None for a stream that is not read."""
+    out_fps = out_rate = out_channels = None
+    if vstream is not None:
+        out_fps = as_fps(fps) if fps is not None else stream_fps(vstream)
+        if out_fps is None:
+            raise MediaError(path, "video stream has no readable frame rate; pass fps explicitly")
+    if astream is not None:
+        src_rate = astream.codec_context.sample_rate
+        if not src_rate:
+            raise MediaError(path, "audio stream has no readable sample rate")
+        out_rate = int(sample_rate or src_rate)
+        out_channels = int(channels or astream.codec_context.channels or 2)
+    return out_fps, out_rate, out_channels
+
+
+def _window_length(container, path, start_s: float, duration_s: float | None, out_fps: Fraction | None,
+                   out_rate: int | None) -> tuple[int, int]:
+    """Frames and samples of the window from ``start_s`` (s): ``duration_s`` (s; None: to the
+    end of the file) in whole frames at ``out_fps`` and the samples of those frames, or, without
+    video, in samples at ``out_rate``."""
+    file_end = None
+    if duration_s is None:
+        file_end = measured_duration(container)
+        duration_s = file_end - start_s
+        if duration_s <= 0:
+            raise ClipRangeError(path, f"start {start_s:.3f} s is at or past the end of the file ({file_end:.3f} s)")
+    if out_fps is None:
+        n_samples = seconds_to_samples(duration_s, out_rate)
+        if n_samples < 1:
+            raise ClipRangeError(path, f"window of {duration_s} s holds no audio sample")
+        return 0, n_samples
+    if file_end is not None:  # to the end: every frame that starts before it
+        n_frames = frames_in(file_end - start_s, out_fps)
+    else:
+        n_frames = seconds_to_frames(duration_s, out_fps)
+    if n_frames < 1:
+        raise ClipRangeError(path, f"window of {duration_s:.4f} s holds no whole frame at {float(out_fps):.3f} fps")
+    return n_frames, (frame_to_sample(n_frames, out_fps, out_rate) if out_rate else 0)
 
 
 #: How far before a window audio decoding starts (s): a few AAC/MP3/Opus frames of 1024-2048
