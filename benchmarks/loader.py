@@ -39,13 +39,11 @@ from av.video.reformatter import VideoReformatter
 from scipy import ndimage
 
 from avscene.constants import PAPER_FPS, frame_to_sample
-from avscene.data.shards import (
-    PAPER_SAMPLING, SEGMENT_FRAMES, ShardSegments, decode_flac, decode_jpegs, encode_jpegs, prepare_shards,
-    shift_example_shards,
-)
+from avscene.data.shards import PAPER_SAMPLING, SEGMENT_FRAMES, ShardSegments, prepare_shards, shift_example_shards
 from avscene.data.shift_pairs import ShiftPairs
 from avscene.data.videos import index_videos
 from avscene.media import read_clip, write_video
+from avscene.media.codecs import decode_flac, decode_jpegs, encode_jpegs
 from common import write_result
 from decode import make_source as make_noise_source
 

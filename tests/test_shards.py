@@ -15,13 +15,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from avscene.constants import frame_to_sample
-from avscene.data import shards as shards_module
 from avscene.data.shards import (
-    Segment, ShardSegments, ShiftCutter, cut_shift_example, encode_flac, encode_jpegs, expand_shards, prepare_main,
-    prepare_shards, shift_example_shards,
+    Segment, ShardSegments, ShiftCutter, cut_shift_example, expand_shards, prepare_main, prepare_shards,
+    shift_example_shards,
 )
+from avscene.data.shards import prepare as shards_module
 from avscene.data.shift_pairs import ShiftSampling, augment_shift_example, draw_shift
 from avscene.media import MediaError, read_clip, write_video
+from avscene.media.codecs import encode_flac, encode_jpegs
 from conftest import make_click_video, make_event_video
 
 FPS, RATE = Fraction(30000, 1001), 21000

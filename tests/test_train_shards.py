@@ -17,9 +17,8 @@ from avscene.cli import main
 from avscene.models import get_preset
 from avscene.train.loop import MicroBatchSampler
 from avscene.train.runtime import Runtime
-from avscene.train.shift import (
-    ShardSet, ShardShiftExamples, is_shard_data, make_shift_task, open_shards, shard_settings, shift_sampling,
-)
+from avscene.data.shards import ShardSet, ShardShiftExamples, is_shard_data, open_shards
+from avscene.train.shift import make_shift_task, shard_settings, shift_sampling
 from conftest import make_event_video
 
 # tiny preset: 8-frame clips, shifts of 4-11 frames -> 20-frame segments (13 at least); a 5 s
