@@ -13,9 +13,10 @@ from torch import nn
 
 from avscene.checkpoints import load_checkpoint, load_model, save_checkpoint
 from avscene.constants import PAPER_FPS, frame_to_sample
-from avscene.data.action_clips import ActionClips, ActionSampling, clip_starts, usable_frames
+from avscene.data.action_clips import ActionClips, ActionSampling, usable_frames
 from avscene.data.labelled import (MissingVideosError, SplitFileError, index_labelled, read_class_index,
-                                   read_label_csv, read_split_file, split_labelled)
+                                   read_label_csv, read_split_file)
+from avscene.data.splits import split_labelled
 from avscene.infer.classify import classify_arrays, classify_file, evaluate
 from avscene.media import write_video
 from avscene.models import ActionNet, ActionNetConfig, ShiftNet, get_preset
@@ -23,6 +24,7 @@ from avscene.report.plots import plot_confusion_matrix
 from avscene.synth import ACTION_CLASSES, SceneConfig, write_dataset
 from avscene.train.action import action_clip_frames, make_action_task
 from avscene.train.loop import TrainConfig, fit
+from avscene.windows import plan_windows
 
 UCF_CLASSES = ("ApplyEyeMakeup", "Basketball", "HandstandPushups")
 RATE = 21000
@@ -315,7 +317,7 @@ def test_clip_averaging_averages_the_uniformly_spaced_clips():
     level = np.linspace(0, 255, total).round().astype(np.uint8)  # brightness grows with time
     frames = np.broadcast_to(level[:, None, None, None], (total, 36, 36, 3)).copy()
     result = classify_arrays(model, frames, n_clips=5, top_k=3)
-    starts = clip_starts(total, n, 5)
+    starts = plan_windows(total, n, count=5)
     assert starts == [0, 8, 16, 24, 32]  # first at 0, last ending at the last frame
     expected = []
     for t0 in starts:

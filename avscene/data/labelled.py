@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import os
 from collections import Counter
@@ -429,22 +428,3 @@ def _synth_entries(root: Path, on_missing: str):
     rows = [(scene["video"], int(scene["label"])) for scene in manifest["scenes"]]
     entries, skipped = _resolve_all(rows, [manifest_path.parent], manifest_path, on_missing)
     return names, entries, skipped
-
-
-def split_labelled(index: LabelledIndex, val_fraction: float = 0.1) -> tuple[LabelledIndex, LabelledIndex]:
-    """Hold out ~``val_fraction`` of each class's videos, chosen by a stable hash of the file path
-    (unchanged when files are added); every class with 2+ videos keeps one on each side."""
-    def score(v: LabelledVideo) -> float:
-        return int.from_bytes(hashlib.sha1(v.path.encode()).digest()[:4], "big") / 2**32
-
-    held: set[str] = set()
-    for label in range(index.n_classes):
-        members = sorted((v for v in index.videos if v.label == label), key=score)
-        if len(members) < 2:
-            continue
-        n_held = min(len(members) - 1, max(1, sum(score(v) < val_fraction for v in members)))
-        held.update(v.path for v in members[:n_held])
-    train = tuple(v for v in index.videos if v.path not in held)
-    val = tuple(v for v in index.videos if v.path in held) or index.videos
-    return (dataclasses.replace(index, videos=train),
-            dataclasses.replace(index, videos=val, skipped=()))
