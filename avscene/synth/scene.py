@@ -331,7 +331,7 @@ def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], i
             specs = [specs[i] for i in rng.permutation(len(specs))]
         if rng.random() < d / 2:
             specs += _offscreen_specs(rng, 1, config.offscreen_db)
-        # Drawn last and only when enabled, so that sets made without it stay bit-identical.
+        # drawn last and only when enabled: with the option off, no draw of the plan depends on it
         if config.unseen_action_sound > 0 and rng.random() < config.unseen_action_sound:
             other = ACTIONS[(label + 1 + int(rng.integers(len(ACTIONS) - 1))) % len(ACTIONS)].behaviour
             specs.append(_Spec(other, _random_shape(rng, other), True, False, gain()))
@@ -357,32 +357,31 @@ def _pick_colour(rng: np.random.Generator, spec: _Spec, bg: np.ndarray, taken: l
     return np.round(best)
 
 
-def generate_scene(config: SceneConfig, seed: int) -> Scene:
-    """Generate one scene of ``config.task`` deterministically from ``seed`` (a non-negative int).
+def _placement(specs: list[_Spec], config: SceneConfig, rng: np.random.Generator
+               ) -> tuple[int, tuple[int, int], dict[int, np.ndarray]]:
+    """Where on-screen objects live: the side that sizes them (px), the ``(width, height)`` area
+    they move in, and per spec index the pixel origin of that area (none for ``'shared'``, where
+    the area is the whole picture; with ``'apart'`` a random cell of a 2 x 2 grid each)."""
+    W, H = config.width, config.height
+    if config.layout != "apart":
+        return min(W, H), (W, H), {}
+    placed = [i for i, s in enumerate(specs) if s.onscreen]
+    assert len(placed) <= 4, "the config's bounds allow at most 4 on-screen objects"
+    area = (W // 2, H // 2)
+    # drawn after every draw of the plan, so the plan of a scene does not depend on its layout
+    cells = rng.permutation(4)[: len(placed)]
+    origins = {i: np.array([(c % 2) * (W - area[0]), (c // 2) * (H - area[1])], np.float64)
+               for i, c in zip(placed, cells)}
+    return min(area), area, origins
 
-    Independent random streams (plan, background, each actor, noise) are spawned from
-    ``SeedSequence(seed)``, so e.g. adding an off-screen source does not change the pixels.
-    """
-    seed = int(seed)
-    plan_ss, bg_ss, actor_ss, audio_ss = np.random.SeedSequence(seed).spawn(4)
-    rng = np.random.default_rng(plan_ss)
-    W, H, d = config.width, config.height, config.difficulty
-    tb = Timebase.create(config.duration_s, config.fps, config.sample_rate)
-    specs, label, pairing = _plan(config, rng)
 
-    bg_rng = np.random.default_rng(bg_ss)
-    background, bg_mean = render_background(bg_rng, tb.frame_times_s, H, W, d)
-
-    # --- actors: motion and own sound -------------------------------------------------------
-    side, area, origins = min(W, H), (W, H), {}
-    if config.layout == "apart":
-        placed = [i for i, s in enumerate(specs) if s.onscreen]
-        assert len(placed) <= 4, "the config's bounds allow at most 4 on-screen objects"
-        area = (W // 2, H // 2)
-        side = min(area)
-        cells = rng.permutation(4)[: len(placed)]  # drawn last from the plan: 'shared' scenes are unchanged
-        origins = {i: np.array([(c % 2) * (W - area[0]), (c // 2) * (H - area[1])], np.float64)
-                   for i, c in zip(placed, cells)}
+def _build_actors(specs: list[_Spec], config: SceneConfig, tb: Timebase, actor_ss: np.random.SeedSequence,
+                  bg_mean: np.ndarray, side: int, area: tuple[int, int],
+                  origins: dict[int, np.ndarray]) -> list[Actor]:
+    """Each spec's actor (motion and own sound), from its own random stream spawned from
+    ``actor_ss``: size from ``side`` (px), colour apart from the background mean ``bg_mean`` and
+    from the on-screen objects before it, moving in ``area`` shifted to its origin."""
+    d = config.difficulty
     actors: list[Actor] = []
     taken: list[np.ndarray] = []
     for k, (spec, ss) in enumerate(zip(specs, actor_ss.spawn(len(specs)))):
@@ -400,25 +399,34 @@ def generate_scene(config: SceneConfig, seed: int) -> Scene:
             actor = dataclasses.replace(actor, motion=dataclasses.replace(
                 actor.motion, centre=actor.motion.centre + origins[k]))
         actors.append(actor)
+    return actors
 
-    # --- pixels ----------------------------------------------------------------------------
-    onscreen = [i for i, s in enumerate(specs) if s.onscreen]
+
+def _render(actors: list[Actor], onscreen: list[int], background: np.ndarray, bg_rng: np.random.Generator,
+            config: SceneConfig, tb: Timebase) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Frames uint8 (T, H, W, 3) of the ``onscreen`` actors over ``background`` with sensor noise
+    from ``bg_rng``, their masks bool (n_objects, T, H, W) and boxes (T, 4) per object."""
+    H, W = config.height, config.width
     sprites = [draw_sprite(actors[i].shape, actors[i].radius, np.asarray(actors[i].colour, np.float32),
                            actors[i].motion, H, W) for i in onscreen]
-    frames = composite(background, sprites, bg_rng, 2.0 + 8.0 * d)
+    frames = composite(background, sprites, bg_rng, 2.0 + 8.0 * config.difficulty)
     mb = [sprite_mask_and_boxes(sp, H, W) for sp in sprites]
     masks = np.stack([m for m, _ in mb]) if mb else np.zeros((0, tb.n_frames, H, W), bool)
+    return frames, masks, [b for _, b in mb]
 
-    # --- audio -----------------------------------------------------------------------------
-    audio_rng = np.random.default_rng(audio_ss)
+
+def _mix(specs: list[_Spec], actors: list[Actor], config: SceneConfig, tb: Timebase,
+         audio_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float, list[tuple[int, _Spec, Actor]]]:
+    """The sounding actors' sources as they appear in the mix, float32 (n_sources, N, 2), the
+    background noise float32 (N, 2), the final gain and per source ``(spec index, spec, actor)``
+    (levels: see the module docstring)."""
     src_list, src_info = [], []
-    obj_index = {spec_i: obj_i for obj_i, spec_i in enumerate(onscreen)}
     for i, (spec, actor) in enumerate(zip(specs, actors)):
         if actor.sound is None:
             continue
         mono = actor.sound * (_REF_RMS * 10 ** (spec.level_db / 20))
         if spec.onscreen:
-            position = tb.to_samples(actor.motion.centre[:, 0] / W)  # follows the object
+            position = tb.to_samples(actor.motion.centre[:, 0] / config.width)  # follows the object
         else:
             position = float(audio_rng.uniform(0.0, 1.0))  # a fixed direction off screen
         src_list.append(pan(mono, position))
@@ -429,15 +437,16 @@ def generate_scene(config: SceneConfig, seed: int) -> Scene:
     noise = pink_noise(tb.n_samples, audio_rng) * np.sqrt(signal_power / 10 ** (config.snr_db / 10))
     peak = np.abs(sources.sum(0) + noise).max()
     gain = _PEAK / peak if peak > 0 else 1.0
-    sources = (sources * gain).astype(np.float32)
-    noise = (noise * gain).astype(np.float32)
-    audio = sources.sum(0, dtype=np.float32) + noise
+    return (sources * gain).astype(np.float32), (noise * gain).astype(np.float32), gain, src_info
 
-    # --- ground truth ----------------------------------------------------------------------
-    source_of_spec = {i: k for k, (i, _, _) in enumerate(src_info)}
+
+def _object_infos(actors: list[Actor], onscreen: list[int], boxes: list[np.ndarray],
+                  source_of_spec: dict[int, int], tb: Timebase) -> tuple[ObjectInfo, ...]:
+    """Ground truth of the on-screen objects (``onscreen``: their spec indices, in drawing
+    order); ``source_of_spec`` maps the spec index of a sounding actor to its source index."""
     objects = []
     for obj_i, spec_i in enumerate(onscreen):
-        a, spec = actors[spec_i], specs[spec_i]
+        a = actors[spec_i]
         ev = a.motion.event_frames
         src = source_of_spec.get(spec_i)
         lag_s = 0.0
@@ -450,7 +459,7 @@ def generate_scene(config: SceneConfig, seed: int) -> Scene:
             colour=a.colour,
             radius_px=a.radius,
             sounding=src is not None,
-            boxes=mb[obj_i][1],
+            boxes=boxes[obj_i],
             event_frames=tuple(ev),
             events_s=tuple(float(k / tb.fps) for k in ev),
             sound_events_s=tuple(float(s) / tb.sample_rate for s in a.sound_onsets),
@@ -459,12 +468,38 @@ def generate_scene(config: SceneConfig, seed: int) -> Scene:
             voice=a.voice.name if (a.voice is not None and src is not None) else None,
             lag_s=lag_s,
         ))
+    return tuple(objects)
+
+
+def generate_scene(config: SceneConfig, seed: int) -> Scene:
+    """Generate one scene of ``config.task`` deterministically from ``seed`` (a non-negative int).
+
+    Independent random streams (plan, background, each actor, noise) are spawned from
+    ``SeedSequence(seed)``, so e.g. adding an off-screen source does not change the pixels.
+    """
+    seed = int(seed)
+    plan_ss, bg_ss, actor_ss, audio_ss = np.random.SeedSequence(seed).spawn(4)
+    rng = np.random.default_rng(plan_ss)
+    tb = Timebase.create(config.duration_s, config.fps, config.sample_rate)
+    specs, label, pairing = _plan(config, rng)
+
+    bg_rng = np.random.default_rng(bg_ss)
+    background, bg_mean = render_background(bg_rng, tb.frame_times_s, config.height, config.width, config.difficulty)
+    side, area, origins = _placement(specs, config, rng)
+    actors = _build_actors(specs, config, tb, actor_ss, bg_mean, side, area, origins)
+    onscreen = [i for i, s in enumerate(specs) if s.onscreen]
+    frames, masks, boxes = _render(actors, onscreen, background, bg_rng, config, tb)
+    sources, noise, gain, src_info = _mix(specs, actors, config, tb, np.random.default_rng(audio_ss))
+    audio = sources.sum(0, dtype=np.float32) + noise
+
+    obj_index = {spec_i: obj_i for obj_i, spec_i in enumerate(onscreen)}
+    objects = _object_infos(actors, onscreen, boxes, {i: k for k, (i, _, _) in enumerate(src_info)}, tb)
     return Scene(
         frames=frames,
         audio=audio,
         fps=tb.fps,
         sample_rate=tb.sample_rate,
-        objects=tuple(objects),
+        objects=objects,
         masks=masks,
         sources=sources,
         source_onscreen=tuple(s.onscreen for _, s, _ in src_info),

@@ -139,6 +139,49 @@ def _glottal_source(f0: np.ndarray, open_quotient: float, sample_rate: int) -> n
     return np.diff(flow, prepend=0.0)
 
 
+def _consonants(length: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each syllable's consonant (0 none, 1 's', 2 'sh', 3 plosive; only where the syllable of
+    ``length`` samples is long enough) and its length in samples (0 for none)."""
+    n_syl = len(length)
+    cons = rng.choice(4, n_syl, p=[0.35, 0.25, 0.2, 0.2])
+    cons_len = np.select([cons == 1, cons == 2, cons == 3],
+                         [rng.uniform(0.045, 0.08, n_syl), rng.uniform(0.045, 0.07, n_syl),
+                          rng.uniform(0.012, 0.025, n_syl)], 0.0) * sr
+    cons[length < cons_len + 0.06 * sr] = 0
+    cons_len[cons == 0] = 0.0
+    return cons, cons_len.astype(np.int64)
+
+
+def _vowel_envelope(onsets: np.ndarray, length: np.ndarray, cons_len: np.ndarray, idx: np.ndarray, sr: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """The vowels' amplitude envelope at the samples ``idx``: from each onset (delayed into the
+    consonant), 12 ms attack, 40-60 ms release, ending ``length`` samples after the onset."""
+    n_syl = len(onsets)
+    att = int(0.012 * sr)
+    v0 = onsets + (0.6 * cons_len).astype(np.int64)
+    v_end = onsets + length
+    rel = np.minimum(rng.uniform(0.04, 0.06, n_syl) * sr, (v_end - v0 - att) * 0.5).astype(np.int64)
+    amp = rng.uniform(0.6, 1.0, n_syl)
+    x = np.stack([v0, v0 + att, v_end - rel, v_end], 1).ravel().astype(np.float64)
+    y = np.stack([0 * amp, amp, 0.8 * amp, 0 * amp], 1).ravel()
+    return np.interp(idx, x, y, left=0.0, right=0.0)
+
+
+def _consonant_envelopes(onsets: np.ndarray, cons: np.ndarray, cons_len: np.ndarray, idx: np.ndarray, sr: int,
+                         rng: np.random.Generator) -> list[np.ndarray]:
+    """Envelopes of the 's', 'sh' and plosive consonants at the samples ``idx``: 2 ms attack then
+    linear decay over the consonant."""
+    cons_envs = []
+    for c in (1, 2, 3):
+        sel = cons == c
+        s, ln = onsets[sel].astype(np.float64), cons_len[sel].astype(np.float64)
+        a = rng.uniform(0.5, 0.9, int(sel.sum()))
+        xc = np.stack([s, s + 0.002 * sr, s + ln], 1).ravel()
+        yc = np.stack([0 * a, a, 0 * a], 1).ravel()
+        cons_envs.append(np.interp(idx, xc, yc, left=0.0, right=0.0) if sel.any() else np.zeros(len(idx)))
+    return cons_envs
+
+
 def babble(voice: Voice, n_samples: int, sample_rate: int, rng: np.random.Generator,
            onsets: np.ndarray | None = None) -> Babble:
     """Synthesize ``n_samples`` of babble by ``voice``.
@@ -162,35 +205,10 @@ def babble(voice: Voice, n_samples: int, sample_rate: int, rng: np.random.Genera
     length = np.minimum(rng.uniform(0.12, 0.26, n_syl) * sr, avail).astype(np.int64)
     length = np.maximum(length, int(0.05 * sr))
 
-    # Consonants: 0 none, 1 's', 2 'sh', 3 plosive; only where the syllable is long enough.
-    cons = rng.choice(4, n_syl, p=[0.35, 0.25, 0.2, 0.2])
-    cons_len = np.select([cons == 1, cons == 2, cons == 3],
-                         [rng.uniform(0.045, 0.08, n_syl), rng.uniform(0.045, 0.07, n_syl),
-                          rng.uniform(0.012, 0.025, n_syl)], 0.0) * sr
-    cons[length < cons_len + 0.06 * sr] = 0
-    cons_len[cons == 0] = 0.0
-    cons_len = cons_len.astype(np.int64)
-
-    # Vowel envelope: onset (delayed into the consonant), 12 ms attack, 40-60 ms release.
-    att = int(0.012 * sr)
-    v0 = onsets + (0.6 * cons_len).astype(np.int64)
-    v_end = onsets + length
-    rel = np.minimum(rng.uniform(0.04, 0.06, n_syl) * sr, (v_end - v0 - att) * 0.5).astype(np.int64)
-    amp = rng.uniform(0.6, 1.0, n_syl)
-    x = np.stack([v0, v0 + att, v_end - rel, v_end], 1).ravel().astype(np.float64)
-    y = np.stack([0 * amp, amp, 0.8 * amp, 0 * amp], 1).ravel()
+    cons, cons_len = _consonants(length, sr, rng)
     idx = np.arange(n_samples)
-    vowel_env = np.interp(idx, x, y, left=0.0, right=0.0)
-
-    # Consonant envelopes: 2 ms attack then linear decay over the consonant.
-    cons_envs = []
-    for c in (1, 2, 3):
-        sel = cons == c
-        s, ln = onsets[sel].astype(np.float64), cons_len[sel].astype(np.float64)
-        a = rng.uniform(0.5, 0.9, int(sel.sum()))
-        xc = np.stack([s, s + 0.002 * sr, s + ln], 1).ravel()
-        yc = np.stack([0 * a, a, 0 * a], 1).ravel()
-        cons_envs.append(np.interp(idx, xc, yc, left=0.0, right=0.0) if sel.any() else np.zeros(n_samples))
+    vowel_env = _vowel_envelope(onsets, length, cons_len, idx, sr, rng)
+    cons_envs = _consonant_envelopes(onsets, cons, cons_len, idx, sr, rng)
 
     # Pitch: per-syllable targets + declination over the utterance + fast jitter.
     centres = (onsets + length // 2).astype(np.float64)

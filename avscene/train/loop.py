@@ -183,6 +183,131 @@ def fit(task: Task, cfg: TrainConfig) -> Path:
         shutdown(runtime)
 
 
+def _resume(ckpt_path: Path, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer,
+            sched: torch.optim.lr_scheduler.LambdaLR, log: _Log, device: torch.device) -> int:
+    """Load the run's checkpoint into ``model``, ``opt``, ``sched`` and ``log`` when ``cfg.resume``
+    and one exists; returns the step to start from (0 for a fresh run)."""
+    if not (cfg.resume and ckpt_path.exists()):
+        return 0
+    state = load_checkpoint(ckpt_path, map_location=device)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    # The lr of the next step comes from this config's schedule (the one saved may differ,
+    # e.g. a run continued with an lr drop).
+    for group, base_lr, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+        group["lr"] = base_lr * factor(sched.last_epoch)
+    log.rows = list(state.get("log", []))
+    return int(state["step"])
+
+
+def _training_modules(task: Task, model: nn.Module, cfg: TrainConfig, runtime: Runtime) -> tuple[nn.Module, nn.Module]:
+    """The module whose forward the loss calls (e.g. the shift task's paired forward), wrapped in
+    DDP when distributed, and the same compiled when ``cfg.compile`` (the one to run)."""
+    wrapped: nn.Module = task.train_module(model) if hasattr(task, "train_module") else model
+    if runtime.distributed:
+        device = runtime.device
+        wrapped = DistributedDataParallel(wrapped, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=getattr(task, "find_unused_parameters", False))
+    return wrapped, torch.compile(wrapped) if cfg.compile else wrapped
+
+
+@dataclasses.dataclass
+class _Checkpointer:
+    """Saves the run's state (rank 0) with its log and curves, then waits for every rank."""
+
+    path: Path
+    task: Task
+    cfg: TrainConfig
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    log: _Log
+    runtime: Runtime
+
+    def save(self, step: int) -> None:
+        if self.runtime.is_main:
+            save_checkpoint(self.path, {
+                "task": self.task.name, "model_config": self.task.model_config(),
+                "train_config": dataclasses.asdict(self.cfg), "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "step": step, "log": self.log.rows, "rng_cpu": torch.get_rng_state(),
+            })
+            self.log.write()
+            if self.log.rows:
+                _write_curves(self.log.out_dir, self.log.rows, f"{self.task.name} training")
+        self.runtime.barrier()
+
+
+def _train_loader(task: Task, cfg: TrainConfig, start_step: int, runtime: Runtime) -> DataLoader:
+    """This rank's micro-batches of the steps ``start_step..cfg.steps``."""
+    return DataLoader(
+        task.train_dataset(),
+        batch_sampler=MicroBatchSampler(start_step, cfg.steps, cfg.global_batch, cfg.micro_batch, runtime),
+        num_workers=cfg.num_workers,
+        persistent_workers=False,
+        pin_memory=runtime.device.type == "cuda",
+        prefetch_factor=4 if cfg.num_workers else None,
+    )
+
+
+def _accumulate_gradients(task: Task, run_model: nn.Module, wrapped: nn.Module, batches: Iterator[dict],
+                          cfg: TrainConfig, step: int, accum: int, runtime: Runtime) -> dict[str, float]:
+    """Forward and backward this rank's ``accum`` micro-batches of ``step`` (gradients summed,
+    each loss scaled by ``1 / accum``); returns the step's metrics, averaged over them."""
+    device = runtime.device
+    metrics_sum: dict[str, float] = {}
+    for k in range(accum):
+        batch = next(batches)
+        torch.manual_seed(micro_batch_seed(cfg.seed, step, k * runtime.world_size + runtime.rank))
+        # DDP reduces gradients on the last micro-batch only
+        sync = contextlib.nullcontext() if (k == accum - 1 or not runtime.distributed) else wrapped.no_sync()
+        with sync:
+            with autocast(device, cfg.precision):
+                loss, metrics = task.loss(run_model, batch, device)
+            (loss / accum).backward()
+        for name, value in metrics.items():
+            metrics_sum[name] = metrics_sum.get(name, 0.0) + value / accum
+    return metrics_sum
+
+
+def _optimizer_step(model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR,
+                    cfg: TrainConfig) -> tuple[torch.Tensor | None, float]:
+    """Clip, step and advance the schedule; returns the gradient norm before clipping (None
+    without clipping) and the lr the step used."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+    step_lr = opt.param_groups[0]["lr"]
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return grad_norm, step_lr
+
+
+class _MetricWindow:
+    """Sums of the training metrics over the steps since the last log row."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    def add(self, metrics: dict[str, float], grad_norm: torch.Tensor | None) -> None:
+        for name, value in metrics.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.sums["_n"] = self.sums.get("_n", 0) + 1
+        if grad_norm is not None:
+            self.sums["grad_norm"] = self.sums.get("grad_norm", 0.0) + float(grad_norm)
+
+    def row(self, runtime: Runtime, *, step: int, lr: float, global_batch: int) -> dict[str, float]:
+        """The log row of the window (means over its steps and the ranks, throughput in
+        examples/s), and a new window."""
+        n = self.sums.pop("_n")
+        row = runtime.mean({name: value / n for name, value in self.sums.items()})
+        elapsed = time.perf_counter() - self.started
+        row.update(step=step, lr=lr, examples_per_s=n * global_batch / max(elapsed, 1e-9))
+        self.sums, self.started = {}, time.perf_counter()
+        return row
+
+
 def _fit(task: Task, cfg: TrainConfig, runtime: Runtime) -> Path:
     out_dir = Path(cfg.out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
@@ -195,106 +320,46 @@ def _fit(task: Task, cfg: TrainConfig, runtime: Runtime) -> Path:
         model = model.to(memory_format=torch.channels_last_3d)
     opt, sched = build_optimizer(model, cfg)
     log = _Log(out_dir)
-    start_step = 0
-    if cfg.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        # The lr of the next step comes from this config's schedule (the one saved may differ,
-        # e.g. a run continued with an lr drop).
-        for group, base_lr, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
-            group["lr"] = base_lr * factor(sched.last_epoch)
-        start_step = int(state["step"])
-        log.rows = list(state.get("log", []))
+    start_step = _resume(ckpt_path, cfg, model, opt, sched, log, device)
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / "config.json", {"task": task.name, "model": task.model_config(),
                                              "train": dataclasses.asdict(cfg), "world_size": runtime.world_size})
-
-    # the module whose forward the loss calls (e.g. the shift task's paired forward)
-    wrapped: nn.Module = task.train_module(model) if hasattr(task, "train_module") else model
-    if runtime.distributed:
-        wrapped = DistributedDataParallel(wrapped, device_ids=[device.index] if device.type == "cuda" else None,
-                                          find_unused_parameters=getattr(task, "find_unused_parameters", False))
-    run_model = torch.compile(wrapped) if cfg.compile else wrapped
-
-    def save(step: int) -> None:
-        if runtime.is_main:
-            save_checkpoint(ckpt_path, {
-                "task": task.name, "model_config": task.model_config(), "train_config": dataclasses.asdict(cfg),
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "step": step, "log": log.rows, "rng_cpu": torch.get_rng_state(),
-            })
-            log.write()
-            if log.rows:
-                _write_curves(out_dir, log.rows, f"{task.name} training")
-        runtime.barrier()
-
+    wrapped, run_model = _training_modules(task, model, cfg, runtime)
+    checkpointer = _Checkpointer(ckpt_path, task, cfg, model, opt, sched, log, runtime)
     if start_step >= cfg.steps:
         return ckpt_path
-    loader = DataLoader(
-        task.train_dataset(),
-        batch_sampler=MicroBatchSampler(start_step, cfg.steps, cfg.global_batch, cfg.micro_batch, runtime),
-        num_workers=cfg.num_workers,
-        persistent_workers=False,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if cfg.num_workers else None,
-    )
-    batches = iter(loader)
+
+    batches = iter(_train_loader(task, cfg, start_step, runtime))
     stop = {"signal": None}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal="SIGTERM"))
     step = start_step
     bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {task.name}", unit="step",
                disable=not (cfg.progress and runtime.is_main), dynamic_ncols=True)
-    window: dict[str, float] = {}
-    t_window = time.perf_counter()
+    window = _MetricWindow()
     try:
         model.train()
         while step < cfg.steps and stop["signal"] is None:
-            metrics_sum: dict[str, float] = {}
-            for k in range(accum):
-                batch = next(batches)
-                torch.manual_seed(micro_batch_seed(cfg.seed, step, k * runtime.world_size + runtime.rank))
-                sync = contextlib.nullcontext() if (k == accum - 1 or not runtime.distributed) else wrapped.no_sync()
-                with sync:
-                    with autocast(device, cfg.precision):
-                        loss, metrics = task.loss(run_model, batch, device)
-                    (loss / accum).backward()
-                for name, value in metrics.items():
-                    metrics_sum[name] = metrics_sum.get(name, 0.0) + value / accum
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
-            step_lr = opt.param_groups[0]["lr"]
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            metrics = _accumulate_gradients(task, run_model, wrapped, batches, cfg, step, accum, runtime)
+            grad_norm, step_lr = _optimizer_step(model, opt, sched, cfg)
             step += 1
-            for name, value in metrics_sum.items():
-                window[name] = window.get(name, 0.0) + value
-            window["_n"] = window.get("_n", 0) + 1
-            if grad_norm is not None:
-                window["grad_norm"] = window.get("grad_norm", 0.0) + float(grad_norm)
+            window.add(metrics, grad_norm)
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
-                n = window.pop("_n")
-                row = runtime.mean({name: value / n for name, value in window.items()})
-                elapsed = time.perf_counter() - t_window
-                row.update(step=step, lr=step_lr,
-                           examples_per_s=n * cfg.global_batch / max(elapsed, 1e-9))
-                window, t_window = {}, time.perf_counter()
+                row = window.row(runtime, step=step, lr=step_lr, global_batch=cfg.global_batch)
                 if step % cfg.val_every == 0 or step == cfg.steps:
                     row.update(_validate(task, model, runtime))
                 log.add(row)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss", "acc", "val_acc")})
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                save(step)
+                checkpointer.save(step)
     except KeyboardInterrupt:
         stop["signal"] = "SIGINT"
     finally:
         bar.close()
         signal.signal(signal.SIGTERM, previous)
     if stop["signal"] is not None:
-        save(step)
+        checkpointer.save(step)
         raise KeyboardInterrupt(f"training stopped by {stop['signal']} at step {step}; resume with the same command")
     return ckpt_path
 
