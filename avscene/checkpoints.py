@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from avscene.files import atomic_path
+from avscene.models import (ActionNet, ActionNetConfig, SeparationNet, SeparationNetConfig, ShiftNet,
+                            ShiftNetConfig)
+from avscene.models.action_net import check_compatible
 
 FORMAT_VERSION = 1
 
@@ -22,25 +25,23 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
+#: How each task's checkpoint becomes a model: its config class (``from_dict`` of the stored
+#: ``model_config``) and the constructor that takes that config.
+MODEL_BUILDERS: dict[str, tuple[type, Callable[[Any], torch.nn.Module]]] = {
+    "shift": (ShiftNetConfig, ShiftNet),
+    "action": (ActionNetConfig, ActionNet.from_config),
+    "separation": (SeparationNetConfig, SeparationNet),
+}
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model stored in a checkpoint from the file alone, in eval mode on ``device``."""
     payload = load_checkpoint(path, map_location="cpu")
     task = payload.get("task")
-    if task == "shift":
-        from avscene.models import ShiftNet, ShiftNetConfig
-
-        model = ShiftNet(ShiftNetConfig.from_dict(payload["model_config"]))
-    elif task == "action":
-        from avscene.models import ActionNet, ActionNetConfig
-
-        model = ActionNet.from_config(ActionNetConfig.from_dict(payload["model_config"]))
-    elif task == "separation":
-        from avscene.models import SeparationNet
-        from avscene.train.separation import separation_config_from_dict
-
-        model = SeparationNet(separation_config_from_dict(payload["model_config"]))
-    else:
+    if task not in MODEL_BUILDERS:
         raise ValueError(f"{path}: checkpoint of task {task!r}, which cannot be loaded as a model here")
+    config_class, build = MODEL_BUILDERS[task]
+    model = build(config_class.from_dict(payload["model_config"]))
     model.load_state_dict(payload["model"])
     return model.to(device).eval()
 
@@ -62,8 +63,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def read_shift_checkpoint(path: str | os.PathLike):
     """The config (:class:`~avscene.models.ShiftNetConfig`) and weights of a shift checkpoint
     (``avscene train shift``); a clear error for a checkpoint of another task."""
-    from avscene.models import ShiftNetConfig
-
     payload = load_checkpoint(path, map_location="cpu")
     if payload.get("task") != "shift":
         raise ValueError(f"{path}: a checkpoint of task {payload.get('task')!r}; initialise from a shift checkpoint")
@@ -74,8 +73,6 @@ def shift_weights_for(path: str | os.PathLike, config) -> dict[str, torch.Tensor
     """The weights of the shift checkpoint at ``path``, checked to fit a shift network of
     ``config`` (a :class:`~avscene.models.ShiftNetConfig`): the same widths and rates; its layout
     (``cam``, ``fine_cam``, clip length, crop) may differ. A clear error naming the file otherwise."""
-    from avscene.models.action_net import check_compatible
-
     ckpt_cfg, state = read_shift_checkpoint(path)
     check_compatible(config, ckpt_cfg, source=str(path))
     if (ckpt_cfg.sample_rate, ckpt_cfg.fps) != (config.sample_rate, config.fps):

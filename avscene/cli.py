@@ -328,7 +328,8 @@ def _add_train_shift(tasks) -> None:
 def _cmd_train_shift(args: argparse.Namespace) -> int:
     from avscene.models import get_preset
     from avscene.train.loop import fit
-    from avscene.train.shift import make_shift_task, write_synthetic_sync_data
+    from avscene.synth.worlds import write_synthetic_sync_data
+    from avscene.train.shift import make_shift_task
 
     overrides = {k: v for k, v in (("audio_input", args.audio_input), ("crop_size", args.crop_size)) if v}
     if args.no_sound:
@@ -377,7 +378,8 @@ def _cmd_train_separation(args: argparse.Namespace) -> int:
 
     from avscene.models.separation_net import get_preset
     from avscene.train.loop import fit
-    from avscene.train.separation import make_separation_task, write_synthetic_separation_data
+    from avscene.synth.worlds import write_synthetic_separation_data
+    from avscene.train.separation import make_separation_task
 
     overrides = {"output": args.output} if args.output else {}
     model_cfg = get_preset(args.preset, variant=args.variant, **overrides)
@@ -429,7 +431,8 @@ def _cmd_train_action(args: argparse.Namespace) -> int:
     from avscene.checkpoints import read_shift_checkpoint
     from avscene.models import get_preset
     from avscene.synth import ACTION_CLASSES
-    from avscene.train.action import make_action_task, write_synthetic_action_data
+    from avscene.synth.worlds import write_synthetic_action_data
+    from avscene.train.action import make_action_task
     from avscene.train.loop import fit
     from avscene.train.runtime import launch_env
 
@@ -729,8 +732,8 @@ def _add_eval(sub) -> None:
 def _cmd_eval_separation(args: argparse.Namespace) -> int:
     from avscene.data.mixtures import MixtureConfig
     from avscene.data.separation_examples import separation_dataset
-    from avscene.metrics.separation import evaluate_separation
-    from avscene.train.separation import write_synthetic_separation_data
+    from avscene.evaluate.separation import evaluate_separation
+    from avscene.synth.worlds import write_synthetic_separation_data
 
     models = {}
     for spec in args.model:

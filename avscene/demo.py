@@ -38,7 +38,7 @@ from avscene.models import get_preset
 from avscene.report.page import rel_path, write_report
 from avscene.store import demo_checkpoint
 from avscene.synth import ACTION_CLASSES, SceneConfig, ensure_dataset
-from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
 
 #: Budgets at ``minutes=15`` (scaled linearly; never below the floor in brackets).
 BUDGET = {"sync_scenes": (120, 12), "shift_steps": (420, 12), "offset_clips": (13, 3),
@@ -126,9 +126,8 @@ class Demo:
     # -- steps ----------------------------------------------------------------------------------------
 
     def make_data(self) -> None:
-        from avscene.train.action import write_synthetic_action_data
-        from avscene.train.separation import write_synthetic_separation_data
-        from avscene.train.shift import write_synthetic_sync_data
+        from avscene.synth.worlds import (write_synthetic_action_data, write_synthetic_separation_data,
+                                          write_synthetic_sync_data)
 
         cfg, s, root = self.shift_cfg, self.scale, self.out / "synthetic"
         rates = dict(fps=cfg.fps, sample_rate=cfg.sample_rate)
@@ -273,7 +272,7 @@ class Demo:
         from avscene.data.separation_examples import separation_dataset
         from avscene.infer.separate import SeparateOptions, separate_file, write_separation
         from avscene.media import write_wav
-        from avscene.metrics.separation import evaluate_separation
+        from avscene.evaluate.separation import evaluate_separation
         from avscene.train.loop import fit
         from avscene.train.separation import make_separation_task
 

@@ -77,7 +77,7 @@ import numpy as np
 from common import RESULTS, record_training_time, reuse_or_start, write_result
 
 from avscene.checkpoints import load_model, read_shift_checkpoint
-from avscene.train.action import SYNTHETIC_ACTION_SCENE_S, write_synthetic_action_data
+from avscene.synth.worlds import SYNTHETIC_ACTION_SCENE_S, write_synthetic_action_data
 from avscene.data.labelled import index_labelled
 from avscene.files import atomic_path
 from avscene.infer.classify import evaluate

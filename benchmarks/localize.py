@@ -72,7 +72,7 @@ from avscene.constants import frame_to_sample
 from avscene.files import atomic_path
 from avscene.infer.localize import cam_clip, cam_stride, cam_to_frame, fit_frames
 from avscene.synth import LAYOUTS, SceneConfig, generate_scene
-from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
 
 MAPS = ("abs", "signed")
 UNITS = ("window_extent", "window", "slice")

@@ -31,7 +31,7 @@ from localize import scene_config
 
 from avscene.models import get_preset
 from avscene.synth import generate_scene
-from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
 
 
 def timing_scores(sound_onsets: np.ndarray, pulses: list[np.ndarray], t0: float, t1: float, tau: float) -> np.ndarray:

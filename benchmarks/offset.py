@@ -32,7 +32,7 @@ from common import write_result
 from avscene.checkpoints import load_model
 from avscene.infer.sync import TRIAL_OFFSETS_S, SyncOptions, fit_temperature, offset_trial, peak_confidence, write_calibration
 from avscene.synth import SceneConfig, ensure_dataset
-from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
 
 
 def main() -> None:

@@ -99,11 +99,13 @@ from common import RESULTS, record_training_time, reuse_or_start, write_result
 from avscene.checkpoints import load_model
 from avscene.data.separation_examples import separation_dataset
 from avscene.files import write_text
-from avscene.metrics.separation import MIXTURE, evaluate_separation, si_sdr
+from avscene.evaluate.separation import MIXTURE, evaluate_separation
+from avscene.metrics.separation import si_sdr
 from avscene.models.separation_net import DEFAULT_PHASE, PHASE_SOURCES, VARIANTS, get_preset
 from avscene.train.loop import TrainConfig, fit
 from avscene.train.runtime import pick_device
-from avscene.train.separation import make_separation_task, write_synthetic_separation_data
+from avscene.synth.worlds import write_synthetic_separation_data
+from avscene.train.separation import make_separation_task
 
 #: The rows issue 5 requires, in table order.
 REQUIRED = ("full", "audio-only", "single-frame")

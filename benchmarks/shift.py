@@ -65,7 +65,8 @@ from avscene.data.videos import index_videos
 from avscene.models import get_preset
 from avscene.synth import SceneConfig, write_dataset
 from avscene.train.loop import TrainConfig, fit
-from avscene.train.shift import SYNTHETIC_SYNC_WORLDS, ShiftTask, make_shift_task, write_synthetic_sync_data
+from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS, write_synthetic_sync_data
+from avscene.train.shift import ShiftTask, make_shift_task
 
 
 def main() -> None:

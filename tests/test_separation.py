@@ -19,17 +19,18 @@ from avscene.data.mixtures import MixtureConfig
 from avscene.data.separation_examples import SceneMixtures, SeparationSampling, VideoMixtures, separation_dataset
 from avscene.data.shift_pairs import frames_to_video
 from avscene.data.videos import index_videos
-from avscene.infer.separate import (MASK_GREY, SeparateOptions, crossfade_weights, model_box, output_length,
-                                    parse_mask, plan_separation_windows, separate_arrays, separate_file,
-                                    write_separation)
+from avscene.infer.separate import (MASK_GREY, SeparateOptions, last_window_start, model_box, output_length,
+                                    parse_mask, separate_arrays, separate_file, write_separation)
 from avscene.media import probe, read_clip, write_video
-from avscene.metrics.separation import MIXTURE, bss_eval, evaluate_separation, score_batch, si_sdr
+from avscene.evaluate.separation import MIXTURE, evaluate_separation
+from avscene.metrics.separation import bss_eval, score_batch, si_sdr
 from avscene.models import ShiftNet, SeparationNet
 from avscene.models import get_preset as get_shift_preset
 from avscene.models.separation_net import get_preset, synthesize_sources, target_spectrograms
 from avscene.synth import SceneConfig, load_ground_truth, write_dataset
 from avscene.train.loop import TrainConfig, fit
 from avscene.train.separation import make_separation_task
+from avscene.windows import crossfade_weights, plan_windows
 
 FPS = Fraction(30000, 1001)
 
@@ -202,8 +203,8 @@ def test_long_input_equals_the_windowed_reference_at_the_seams():
     result = separate_arrays(net, frames, audio, SeparateOptions(batch_size=3))
     # the reference: one window at a time, levelled, cross-faded with triangular weights
     length = output_length(net)
-    starts = plan_separation_windows(n_total, net)
     hop = cfg.n_frames // 2
+    starts = plan_windows(last_window_start(n_total, net) + cfg.n_frames, cfg.n_frames, hop, align="start")
     assert starts[0] == 0 and all(0 < b - a <= hop for a, b in zip(starts, starts[1:]))
     ends = [frame_to_sample(f, FPS, 21000) + length for f in starts]
     assert ends[-1] >= n_total > ends[-2]  # the last window reaches the end, the one before does not

@@ -35,7 +35,8 @@ from avscene.models.separation_net import (
     synthesize_sources,
     target_spectrograms,
 )
-from avscene.train.separation_losses import align_sources, on_off_error_db, separation_loss
+from avscene.metrics.separation import align_sources, on_off_error_db
+from avscene.train.separation_losses import separation_loss
 
 N_PAPER = 44144  # 63 frames at 29.97 fps, 21 kHz
 

@@ -203,7 +203,7 @@ def test_fine_tuning_starts_from_a_checkpoint_in_another_cam_layout(tmp_path):
 
 def test_cli_offers_every_synthetic_world():
     from avscene import cli
-    from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+    from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
 
     assert cli.SYNTHETIC_SYNC_WORLD_NAMES == tuple(sorted(SYNTHETIC_SYNC_WORLDS))
 
@@ -217,7 +217,7 @@ def test_cli_offers_the_separation_phases():
 
 def test_every_synthetic_world_makes_scenes_of_its_motions():
     from avscene.synth import MOTIONS, SceneConfig, generate_scene
-    from avscene.train.shift import SYNTHETIC_SYNC_WORLDS
+    from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
 
     kinds = {}
     for name, world in SYNTHETIC_SYNC_WORLDS.items():

@@ -1,11 +1,11 @@
-"""Separation metrics and the Table 2 evaluation (design doc section 8).
+"""Separation metrics (design doc section 8): the on/off error of Table 2, BSS Eval, SI-SDR.
 
 Per clip, with the two references ``on`` and ``off`` (mono: the channel mean, as the net's
 targets) and the two estimates:
 
 * ``on_off_db``: Table 2's "On/off" error, ``mean |fg - on| + mean |bg - off|`` over the log
-  magnitude spectrograms in dB (:func:`avscene.train.separation_losses.on_off_error_db`; the
-  better assignment for PIT models). Lower is better.
+  magnitude spectrograms in dB (:func:`on_off_error_db`; the better assignment for PIT models).
+  Lower is better.
 * ``sdr``, ``sir``, ``sar``: BSS Eval (Vincent et al. 2006; ``bss_eval_sources`` with a
   512-tap distortion filter, as ``mir_eval`` / museval v3) from ``fast-bss-eval`` (the ``eval``
   extra), for the fixed assignment (estimate k <-> reference k; PIT outputs are first put in
@@ -15,43 +15,96 @@ targets) and the two estimates:
 * ``si_sdr``, ``si_sdr_on``: scale-invariant SDR (Le Roux et al. 2019, zero-mean), likewise.
 
 Waveforms are compared over the samples the STFT covers, ``[0, (T - 1) * hop + win)`` (44016
-of the paper's 44144), for every row alike. The baseline row ``mixture`` ("mixture as
-estimate") uses the mixture's waveform and spectrogram as both estimates: at 0 dB SNR its SDR
-is about 0 dB, so a model's SDR is its improvement over doing nothing.
+of the paper's 44144). :func:`score_batch` computes all of them for one batch, from the net's
+output or, for the "mixture as estimate" baseline, from the mixture itself (at 0 dB SNR its SDR
+is about 0 dB, so a model's SDR is its improvement over doing nothing). The evaluation that runs
+models over a dataset and writes Table 2 is :mod:`avscene.evaluate.separation`.
 
-:func:`evaluate_separation` runs several models over one dataset of clips (e.g. held-out
-synthetic scenes, :class:`avscene.data.separation_examples.SceneMixtures` with
-``train=False``) and returns a :class:`SeparationTable`: rows = models, columns = the metrics,
-for all clips and broken down by each clip's ``group`` (the scene's voice pairing: ``within``
-one voice group, ``across`` groups); :meth:`SeparationTable.write` saves it as JSON (with
-per-clip values), CSV and a markdown table.
+Spectrogram predictions and targets are ``(B, 2, 2, F, T)`` tensors in the separation net's
+output format: source axis 1 (on-screen, off-screen), component axis 2 (log magnitude
+normalised from [-100, 80] dB to [-1, 1], phase / pi). :func:`spectrogram_l1` is the distance
+both the on/off error and the training loss (:mod:`avscene.train.separation_losses`) are made
+of: per example and source ``mean |log_mag_pred - log_mag_true| + phase_weight * mean
+|phase_pred - phase_true|`` (means over F, T), summed over the two sources; with ``pit`` the
+better of the direct and the crossed assignment per example.
+
+One difference from the release: its targets kept 1025 bins and compared the Nyquist bin with a
+prediction padded at -100 dB, a constant the net cannot change; here all 1024 bins are the net's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
-from pathlib import Path
-from typing import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor
 
-from avscene.files import write_csv, write_json, write_text
+from avscene.audio.stft import PAPER_SPECTROGRAM, SpectrogramConfig
 from avscene.models.separation_net import (DEFAULT_PHASE, PHASE_SOURCES, input_spectrogram, synthesize_sources,
                                            target_spectrograms)
-from avscene.train.separation_losses import align_sources, on_off_error_db
 
 #: Per-clip metrics, in table order; ``on_off_db`` lower is better, the others higher.
 METRICS = ("on_off_db", "sdr", "sir", "sar", "si_sdr", "sdr_on", "si_sdr_on")
-#: Name of the baseline row that uses the mixture as both estimates.
-MIXTURE = "mixture"
-_GROUP_ORDER = ("all", "within", "across")
-_LABELS = {"on_off_db": "On/off (dB) ↓", "sdr": "SDR", "sir": "SIR", "sar": "SAR", "si_sdr": "SI-SDR",
-           "sdr_on": "On-SDR", "si_sdr_on": "On-SI-SDR"}
+
+# Components on axis 2.
+_LOG_MAG, _PHASE = 0, 1
+
+
+class AssignedError(NamedTuple):
+    """Per-example value ``(B,)`` and, per example, whether the crossed assignment was used
+    (``(B,)`` bool; all False for the fixed on/off assignment)."""
+
+    per_example: Tensor
+    swapped: Tensor
+
+
+def _check(pred: Tensor, target: Tensor) -> None:
+    if pred.shape != target.shape or pred.dim() != 5 or pred.shape[1:3] != (2, 2):
+        raise ValueError("pred and target must both be (B, 2 sources, 2 [log_mag, phase], F, T), got "
+                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+
+
+def _source_terms(pred: Tensor, target: Tensor, phase_weight: float) -> Tensor:
+    """``(B, 2)``: distance of each predicted source to the same-index target source."""
+    l1 = (pred - target).abs().mean(dim=(3, 4))  # (B, 2 sources, 2 components)
+    return l1[:, :, _LOG_MAG] + phase_weight * l1[:, :, _PHASE]  # (B, 2)
+
+
+def spectrogram_l1(pred: Tensor, target: Tensor, *, pit: bool = False, phase_weight: float) -> AssignedError:
+    """L1 on log magnitudes + ``phase_weight`` x L1 on phases (normalised units), summed over
+    both sources, per example.
+
+    ``pit=False``: prediction source k against target source k. ``pit=True``: per example, the
+    better of that and the crossed assignment (ties keep the direct one). Computed in float32.
+    """
+    _check(pred, target)
+    pred, target = pred.float(), target.float()
+    direct = _source_terms(pred, target, phase_weight).sum(dim=1)  # (B,)
+    if not pit:
+        return AssignedError(direct, torch.zeros_like(direct, dtype=torch.bool))
+    crossed = _source_terms(pred, target.flip(1), phase_weight).sum(dim=1)  # (B,)
+    swapped = crossed < direct
+    return AssignedError(torch.where(swapped, crossed, direct), swapped)
+
+
+def align_sources(pred: Tensor, swapped: Tensor) -> Tensor:
+    """``pred`` ``(B, 2, ...)`` with its two sources exchanged where ``swapped``, so that source k
+    of the result goes with target source k (for PIT outputs before SDR or listening)."""
+    mask = swapped.view(-1, *([1] * (pred.dim() - 1)))
+    return torch.where(mask, pred.flip(1), pred)
+
+
+def on_off_error_db(pred: Tensor, target: Tensor, *, pit: bool = False,
+                    cfg: SpectrogramConfig = PAPER_SPECTROGRAM) -> AssignedError:
+    """Table 2's on/off error per example, in dB (the release's ``find_best_iter`` read as the
+    paper's "On/off" column): ``mean |fg - on| + mean |bg - off|`` over the log magnitudes
+    (phases ignored; one normalised unit is 90 dB for the paper's [-100, 80] dB); ``pit=True``
+    takes the better assignment per example."""
+    mag_only = spectrogram_l1(pred, target, pit=pit, phase_weight=0.0)
+    db_per_unit = (cfg.db_max - cfg.db_min) / 2.0
+    return AssignedError(mag_only.per_example * db_per_unit, mag_only.swapped)
 
 
 def _fast_bss_eval():
@@ -136,151 +189,3 @@ def _item(batch: dict, key: str, i: int, default):
         return default
     value = batch[key][i]
     return value.item() if isinstance(value, Tensor) else value
-
-
-@dataclasses.dataclass(frozen=True)
-class SeparationTable:
-    """Table 2 of one evaluation: ``summary[model][group][metric]`` = mean over that group's clips
-    (``summary[model][group]["n"]`` = clip count); ``clips[model]`` = the per-clip rows;
-    ``info``: each model's variant and loss, the phase used, the BSS Eval settings."""
-
-    models: tuple[str, ...]
-    groups: tuple[str, ...]
-    summary: dict[str, dict[str, dict[str, float]]]
-    clips: dict[str, list[dict]]
-    info: dict
-
-    def value(self, model: str, metric: str, group: str = "all") -> float:
-        return self.summary[model][group][metric]
-
-    def to_dict(self) -> dict:
-        return {"metrics": list(METRICS), "groups": list(self.groups), "models": list(self.models),
-                "info": self.info, "summary": self.summary, "clips": self.clips}
-
-    def rows(self) -> list[dict]:
-        """One flat row per model: ``model``, ``variant``, then ``<group>_<metric>`` and ``<group>_n``."""
-        out = []
-        for name in self.models:
-            row = {"model": name, "variant": self.info["models"][name]["variant"]}
-            for g in self.groups:
-                row[f"{g}_n"] = int(self.summary[name][g]["n"])
-                row.update({f"{g}_{m}": round(self.summary[name][g][m], 4) for m in METRICS})
-            out.append(row)
-        return out
-
-    def columns(self) -> list[str]:
-        return ["model", "variant"] + [f"{g}_{c}" for g in self.groups for c in ("n", *METRICS)]
-
-    def to_markdown(self) -> str:
-        """Table 2's shape: all clips (on/off, SDR, SIR, SAR, SI-SDR), then on/off and SDR per group."""
-        cols = [("all", m) for m in ("on_off_db", "sdr", "sir", "sar", "si_sdr", "sdr_on")]
-        cols += [(g, m) for g in self.groups if g != "all" for m in ("on_off_db", "sdr", "si_sdr")]
-        head = ["Method"] + [f"{g.capitalize()} {_LABELS[m]}" for g, m in cols]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for name in self.models:
-            label = "mixture as estimate" if name == MIXTURE else name
-            values = [self.summary[name][g][m] for g, m in cols]
-            cells = [f"{v:.2f}" if math.isfinite(v) else "–" for v in values]
-            lines.append("| " + " | ".join([label] + cells) + " |")
-        counts = ", ".join(f"{g}: {int(self.summary[self.models[0]][g]['n'])}" for g in self.groups)
-        lines.append("")
-        lines.append(f"Clips: {counts}. SDR/SIR/SAR/SI-SDR in dB, mean over the on- and off-screen sources "
-                     f"(On-SDR: on-screen only); On/off: L1 of log spectrograms in dB, lower is better; "
-                     f"phase: {self.info['phase']}.")
-        return "\n".join(lines) + "\n"
-
-    def write(self, out_dir: str | os.PathLike, stem: str = "separation_eval") -> dict[str, Path]:
-        """``<stem>.json`` (summary + per-clip rows), ``<stem>.csv`` (one row per model) and
-        ``<stem>.md`` (the markdown table) in ``out_dir``, atomically."""
-        out = Path(out_dir)
-        return {
-            "json": write_json(out / f"{stem}.json", self.to_dict()),
-            "csv": write_csv(out / f"{stem}.csv", self.rows(), self.columns()),
-            "md": write_text(out / f"{stem}.md", self.to_markdown()),
-        }
-
-
-def _summarise(rows: list[dict], groups: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    out = {}
-    for g in groups:
-        chosen = [r for r in rows if g == "all" or r["group"] == g]
-        stats = {m: float(np.mean([r[m] for r in chosen])) if chosen else math.nan for m in METRICS}
-        stats["n"] = len(chosen)
-        out[g] = stats
-    return out
-
-
-def evaluate_separation(models: Mapping[str, nn.Module | str | os.PathLike], dataset: Dataset, *,
-                        batch_size: int = 8, device: str | torch.device | None = None, include_mixture: bool = True,
-                        phase: str = DEFAULT_PHASE, filter_length: int = 512, clamp_db: float | None = 100.0,
-                        num_workers: int = 0, progress: bool = False) -> SeparationTable:
-    """Evaluate separation ``models`` (name -> :class:`~avscene.models.SeparationNet` or a
-    checkpoint path) on every clip of ``dataset`` (finite; examples as
-    :mod:`avscene.data.separation_examples`, all models must take its clip) and return the table
-    (see the module docstring). ``include_mixture`` adds the ``mixture`` baseline row. Models
-    run in eval mode on ``device`` (default: the first model's)."""
-    from tqdm import tqdm
-
-    from avscene.checkpoints import load_model
-    from avscene.data.shift_pairs import frames_to_video
-
-    if len(dataset) > 2**40:
-        raise ValueError("dataset is endless (a training set); evaluate on a held-out set (train=False / length=)")
-    nets: dict[str, nn.Module] = {}
-    for name, m in models.items():
-        if name == MIXTURE:
-            raise ValueError(f"model name {MIXTURE!r} is reserved for the mixture baseline")
-        nets[name] = load_model(m, device or "cpu") if isinstance(m, (str, os.PathLike)) else m
-    if not nets and not include_mixture:
-        raise ValueError("nothing to evaluate: no models and include_mixture=False")
-    if device is None:
-        device = next(next(iter(nets.values())).parameters()).device if nets else torch.device("cpu")
-    device = torch.device(device)
-    cfgs = {name: net.config for name, net in nets.items()}
-    ref_cfg = next(iter(cfgs.values()), None)
-    for net in nets.values():
-        net.to(device).eval()
-    clips: dict[str, list[dict]] = {name: [] for name in ([*nets, MIXTURE] if include_mixture else nets)}
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    for batch in tqdm(loader, desc="evaluate separation", unit="batch", disable=not progress):
-        mixture = batch["mixture"]
-        for name, net in nets.items():
-            cfg = cfgs[name]
-            if tuple(mixture.shape[1:]) != cfg.audio_shape:
-                raise ValueError(f"model {name!r} takes audio {cfg.audio_shape}, the dataset gives "
-                                 f"{tuple(mixture.shape[1:])}: evaluate models of one clip length together")
-            video = None
-            if cfg.uses_video:
-                frames = batch["frames"]
-                if tuple(frames.shape[1:]) != (cfg.n_frames, cfg.shift.crop_size, cfg.shift.crop_size, 3):
-                    raise ValueError(f"model {name!r} takes {cfg.n_frames} frames of {cfg.shift.crop_size} px, the "
-                                     f"dataset gives {tuple(frames.shape[1:])}")
-                video = frames_to_video(frames.to(device))
-            with torch.no_grad():
-                pred = net(video, mixture.to(device))
-            clips[name] += score_batch(pred, batch, cfg, pit=cfg.pit_loss, phase=phase,
-                                       filter_length=filter_length, clamp_db=clamp_db)
-        if include_mixture:
-            cfg = ref_cfg if ref_cfg is not None else _default_cfg()
-            clips[MIXTURE] += score_batch(None, batch, cfg, filter_length=filter_length, clamp_db=clamp_db)
-    present = {r["group"] for rows in clips.values() for r in rows if r["group"]}
-    groups = ("all",) + tuple(g for g in _GROUP_ORDER[1:] if g in present) + tuple(
-        sorted(present - set(_GROUP_ORDER)))
-    summary = {name: _summarise(rows, groups) for name, rows in clips.items()}
-    info = {
-        "models": {name: {"variant": cfgs[name].variant, "pit": cfgs[name].pit_loss} for name in nets},
-        "phase": phase, "filter_length": filter_length, "clamp_db": clamp_db,
-        "n_clips": len(next(iter(clips.values()))), "n_skipped": int(getattr(dataset, "n_skipped", 0)),
-    }
-    if include_mixture:
-        info["models"][MIXTURE] = {"variant": "mixture as estimate", "pit": False}
-    return SeparationTable(tuple(clips), groups, summary, clips, info)
-
-
-def _default_cfg():
-    """A config with the paper's spectrogram, for the mixture baseline alone (no model given)."""
-    from types import SimpleNamespace
-
-    from avscene.audio.stft import PAPER_SPECTROGRAM
-
-    return SimpleNamespace(spectrogram=PAPER_SPECTROGRAM)

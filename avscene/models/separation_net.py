@@ -30,7 +30,7 @@ How the heads' 4 channels ``h`` become that output is ``config.output``:
   synthetic talking scenes (``benchmarks/separation.py``): the ``small`` preset regressing
   spectrograms from nothing learned the on/off timing but predicted magnitudes 20-30 dB too low
   between harmonics (on-screen SDR -8.8 dB with its own phase, +1.1 dB with the mixture's); see
-  the README's Measured table for the residual form's figures. The magnitude lies in [-3, 3]:
+  benchmarks/README.md for the residual form's figures. The magnitude lies in [-3, 3]:
   below -1 decodes to silence and :func:`avscene.audio.stft.synthesize` clips it above 1.
 
 Dataflow (``paper`` preset, 63 frames of 224 x 224, 44144 samples; spectrograms are
@@ -116,6 +116,10 @@ ON, OFF = 0, 1
 LOG_MAG, PHASE = 0, 1
 #: How the heads' outputs become spectrograms (``SeparationNetConfig.output``).
 OUTPUTS = ("spectrogram", "mixture-residual")
+
+#: Key under which a separation checkpoint's ``model_config`` records the shift checkpoint its
+#: shift net started from (None: from scratch); provenance, not architecture.
+SHIFT_INIT_KEY = "shift_init"
 
 #: Encoder layers (0-based) after which the shift-net features scale0, scale1, scale2 are added.
 TAP_LAYERS = (2, 3, 4)
@@ -262,7 +266,9 @@ class SeparationNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SeparationNetConfig":
-        d = dict(d)
+        """Inverse of :meth:`to_dict`; also reads a separation checkpoint's ``model_config``,
+        whose :data:`SHIFT_INIT_KEY` entry (where the weights started) is not part of the config."""
+        d = {k: v for k, v in d.items() if k != SHIFT_INIT_KEY}
         d["shift"] = ShiftNetConfig.from_dict(d["shift"])
         d["spectrogram"] = SpectrogramConfig.from_dict(d["spectrogram"])
         return cls(**d)

@@ -7,8 +7,9 @@ rattles while it shakes, rumble while it rolls), at exactly the sample of the ev
 *silent* objects move the same way without sound. Audio is stereo, each source panned by its
 object's horizontal position, with optional off-screen sources and background noise at a set
 SNR. See :mod:`avscene.synth.scene` for the tasks (sync, localize, separation, action),
-:mod:`avscene.synth.actions` for the action classes and :mod:`avscene.synth.voices` for the
-voice groups.
+:mod:`avscene.synth.actions` for the action classes, :mod:`avscene.synth.voices` for the
+voice groups and :mod:`avscene.synth.worlds` for the named sync worlds and the writers of each
+task's training sets.
 
 >>> from avscene.synth import SceneConfig, generate_scene
 >>> scene = generate_scene(SceneConfig(task="localize", duration_s=2.0), seed=0)

@@ -22,8 +22,9 @@ from torch.utils.data import default_collate
 from avscene.checkpoints import read_shift_checkpoint
 from avscene.constants import seconds_to_frames
 from avscene.data.action_clips import PAPER_ACTION_CLIP_S, ActionClips, ActionSampling
-from avscene.data.labelled import LabelledIndex, index_labelled, split_labelled
+from avscene.data.labelled import LabelledIndex, index_labelled
 from avscene.data.shift_pairs import frames_to_video
+from avscene.data.splits import split_labelled
 from avscene.models import ActionNet, ActionNetConfig, ShiftNetConfig
 from avscene.models.action_net import check_compatible
 
@@ -194,21 +195,3 @@ def make_action_task(data: str | Path, model_cfg: ShiftNetConfig | None = None, 
                               backbone_init=None if init is None else str(init))
     return ActionTask(cfg, train_index, val_index, init=None if init is None else str(init), n_val=n_val,
                       seed=seed, audio_jitter_frames=audio_jitter_frames, label_smoothing=label_smoothing)
-
-
-#: Length (s) of the scenes of synthetic action sets (a few clips of the small presets each).
-SYNTHETIC_ACTION_SCENE_S = 4.0
-
-
-def write_synthetic_action_data(root: str | Path, shift_cfg: ShiftNetConfig, *, progress: bool = True,
-                                unseen_action_sound: float = 0.0, **sets: tuple[int, int]) -> dict[str, Path]:
-    """Generate (once; finished sets are reused) synthetic action sets at the rates of ``shift_cfg``:
-    ``root/<name>`` with ``count`` scenes of seed ``seed`` for each ``name=(count, seed)``; returns
-    ``{name: folder}``. Labels cycle over the classes, so ``count = k * len(ACTION_CLASSES)``
-    gives k scenes per class. ``unseen_action_sound``: see :class:`avscene.synth.SceneConfig`."""
-    from avscene.synth import SceneConfig, ensure_dataset
-
-    config = SceneConfig(task="action", fps=shift_cfg.fps, sample_rate=shift_cfg.sample_rate,
-                         duration_s=SYNTHETIC_ACTION_SCENE_S, unseen_action_sound=unseen_action_sound)
-    return {name: ensure_dataset(Path(root) / name, count, set_seed, config=config, progress=progress, stems=False)
-            for name, (count, set_seed) in sets.items()}

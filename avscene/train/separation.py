@@ -29,24 +29,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
+from avscene.checkpoints import shift_weights_for
 from avscene.data.mixtures import MixtureConfig
 from avscene.data.separation_examples import (SeparationSampling, VideoMixtures, is_scene_set, separation_dataset,
                                               split_scenes)
 from avscene.data.shift_pairs import frames_to_video
+from avscene.data.splits import split_index
 from avscene.data.videos import index_videos
-from avscene.metrics.separation import si_sdr
+from avscene.metrics.separation import align_sources, on_off_error_db, si_sdr
 from avscene.models import SeparationNet, SeparationNetConfig
-from avscene.models.separation_net import synthesize_sources, target_spectrograms
-from avscene.train.separation_losses import align_sources, on_off_error_db, separation_loss
-
-#: Key of the model config under which the shift checkpoint used to initialise is recorded.
-SHIFT_INIT_KEY = "shift_init"
-
-
-def separation_config_from_dict(d: dict) -> SeparationNetConfig:
-    """The :class:`SeparationNetConfig` of a separation checkpoint's ``model_config`` (which also
-    records the shift checkpoint it started from under :data:`SHIFT_INIT_KEY`)."""
-    return SeparationNetConfig.from_dict({k: v for k, v in d.items() if k != SHIFT_INIT_KEY})
+from avscene.models.separation_net import SHIFT_INIT_KEY, synthesize_sources, target_spectrograms
+from avscene.synth import load_manifest
+from avscene.train.separation_losses import separation_loss
 
 
 def model_video(model_cfg: SeparationNetConfig, frames: torch.Tensor, device: torch.device) -> torch.Tensor | None:
@@ -137,25 +131,7 @@ def load_shift_init(model: SeparationNet, path: str | os.PathLike) -> list[str]:
     """Initialise ``model``'s shift net from the shift checkpoint at ``path`` (``avscene train
     shift``); the architectures must match (BN scales the checkpoint lacks start at 1). Returns
     the names left at their init."""
-    from avscene.checkpoints import shift_weights_for
-
     return model.load_shift_weights(shift_weights_for(path, model.config.shift))
-
-
-def write_synthetic_separation_data(root: str | Path, model_cfg: SeparationNetConfig, *, progress: bool = True,
-                                    voice_pairing: str = "random", **sets: tuple[int, int]) -> dict[str, Path]:
-    """Generate (once; finished sets are reused) synthetic separation sets with stems at the rates of
-    ``model_cfg`` (a :class:`SeparationNetConfig`): ``root/<name>`` with ``count`` scenes of seed
-    ``seed`` for each ``name=(count, seed)``; returns ``{name: folder}``. ``voice_pairing``
-    (:class:`avscene.synth.SceneConfig`): ``"random"`` (each scene draws within or across voice
-    groups), ``"within"`` or ``"across"`` for every scene. A finished set written with another
-    count, seed or scene config is an error, not silently reused."""
-    from avscene.synth import SceneConfig, ensure_dataset
-
-    config = SceneConfig(task="separation", fps=model_cfg.shift.fps, sample_rate=model_cfg.shift.sample_rate,
-                         voice_pairing=voice_pairing)
-    return {name: ensure_dataset(Path(root) / name, count, set_seed, config=config, progress=progress)
-            for name, (count, set_seed) in sets.items()}
 
 
 def make_separation_task(data: str | Path, cfg: SeparationNetConfig, *, init: str | Path | None = None,
@@ -181,15 +157,11 @@ def make_separation_task(data: str | Path, cfg: SeparationNetConfig, *, init: st
     mixture = MixtureConfig(snr_db_range=tuple(snr_db), per_channel=per_channel)
     val_seed = seed + 7919
     if val_data is None and is_scene_set(data):
-        from avscene.synth import load_manifest
-
         stems = [e["stem"] for e in load_manifest(data)["scenes"]]
         train_ids, val_ids = split_scenes(stems)
         train = separation_dataset(data, cfg, train=True, mixture=mixture, seed=seed, scenes=train_ids)
         val = separation_dataset(data, cfg, train=False, mixture=mixture, seed=val_seed, scenes=val_ids)
     elif val_data is None:
-        from avscene.train.shift import split_index
-
         sampling = SeparationSampling.for_model(cfg, augment=True, mixture=mixture)
         index = index_videos(data, min_duration_s=float((sampling.n_frames + 2) / sampling.fps), progress=progress)
         train_index, val_index = split_index(index)
