@@ -467,7 +467,7 @@ def _evaluate_action_run(checkpoint: Path, index, args: argparse.Namespace) -> N
     """Clip-averaged accuracy of the trained model on the validation videos: RUN/eval.json and
     RUN/confusion.png."""
     from avscene.files import write_json
-    from avscene.infer.classify import evaluate
+    from avscene.evaluate.action import evaluate
     from avscene.report.plots import plot_confusion_matrix
 
     model, _ = _load_task_model(checkpoint, args.device, "action")

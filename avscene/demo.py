@@ -201,8 +201,8 @@ class Demo:
 
     def evaluate_sync(self, folder: Path) -> dict:
         from avscene.checkpoints import load_model
-        from avscene.infer.sync import (TRIAL_OFFSETS_S, SyncOptions, fit_temperature, offset_trial,
-                                        peak_confidence, write_calibration)
+        from avscene.evaluate.sync import TRIAL_OFFSETS_S, fit_temperature, offset_trial
+        from avscene.infer.sync import SyncOptions, peak_confidence, write_calibration
         from avscene.report.plots import plot_sync_scan
 
         model = load_model(self.shift_checkpoint, "cpu")
@@ -314,7 +314,7 @@ class Demo:
     def classify(self, folder: Path) -> dict:
         from avscene.checkpoints import load_model
         from avscene.data.labelled import index_labelled
-        from avscene.infer.classify import evaluate
+        from avscene.evaluate.action import evaluate
         from avscene.report.plots import plot_confusion_matrix
         from avscene.train.action import make_action_task
         from avscene.train.loop import fit

@@ -20,7 +20,7 @@ row                           trunk starts from                audio     trunk
 
 The architecture is the checkpoint's for every row (scratch too). For each row and ``--seeds``
 seed (initial weights of what the checkpoint does not give, example order, augmentation) the
-test score is the clip-averaged top-1 (:func:`avscene.infer.classify.evaluate`: ``--eval-clips``
+test score is the clip-averaged top-1 (:func:`avscene.evaluate.action.evaluate`: ``--eval-clips``
 uniformly spaced, centre-cropped clips per video) on ``--test-per-class`` held-out scenes per
 class of other seeds; a small validation set (other seeds again) is only watched during
 training, never used to pick anything. Reported per row: mean, std, min and max over seeds, and
@@ -80,7 +80,7 @@ from avscene.checkpoints import load_model, read_shift_checkpoint
 from avscene.synth.worlds import SYNTHETIC_ACTION_SCENE_S, write_synthetic_action_data
 from avscene.data.labelled import index_labelled
 from avscene.files import atomic_path
-from avscene.infer.classify import evaluate
+from avscene.evaluate.action import evaluate
 from avscene.synth import ACTION_CLASSES
 from avscene.train.action import action_clip_frames, make_action_task
 from avscene.train.loop import TrainConfig, fit

@@ -30,7 +30,8 @@ import numpy as np
 from common import write_result
 
 from avscene.checkpoints import load_model
-from avscene.infer.sync import TRIAL_OFFSETS_S, SyncOptions, fit_temperature, offset_trial, peak_confidence, write_calibration
+from avscene.evaluate.sync import TRIAL_OFFSETS_S, fit_temperature, offset_trial
+from avscene.infer.sync import SyncOptions, peak_confidence, write_calibration
 from avscene.synth import SceneConfig, ensure_dataset
 from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
 

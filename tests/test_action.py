@@ -17,7 +17,8 @@ from avscene.data.action_clips import ActionClips, ActionSampling, usable_frames
 from avscene.data.labelled import (MissingVideosError, SplitFileError, index_labelled, read_class_index,
                                    read_label_csv, read_split_file)
 from avscene.data.splits import split_labelled
-from avscene.infer.classify import classify_arrays, classify_file, evaluate
+from avscene.evaluate.action import evaluate
+from avscene.infer.classify import classify_arrays, classify_file
 from avscene.media import write_video
 from avscene.models import ActionNet, ActionNetConfig, ShiftNet, get_preset
 from avscene.report.plots import plot_confusion_matrix

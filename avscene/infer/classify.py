@@ -1,4 +1,5 @@
-"""What action does a video show? (``avscene classify``) and accuracy over a labelled set.
+"""What action does a video show? (``avscene classify``; accuracy over a labelled set is
+:mod:`avscene.evaluate.action`).
 
 A video's prediction is the average of the class probabilities (softmax) of ``n_clips`` clips
 spaced uniformly over it (the first starting at frame 0, the last ending at the last frame),
@@ -14,11 +15,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from avscene.constants import frame_to_sample
 from avscene.data.action_clips import ActionSampling, read_action_clip, usable_frames
-from avscene.data.labelled import LabelledIndex, LabelledVideo
+from avscene.data.labelled import LabelledVideo
 from avscene.data.shift_pairs import center_crop, frames_to_video
 from avscene.media import MediaError, probe
 from avscene.windows import model_device, plan_windows
@@ -74,52 +74,7 @@ class ClassifyResult:
         }
 
 
-@dataclasses.dataclass(frozen=True)
-class EvaluationResult:
-    """Video-level accuracy of a classifier on a labelled set.
-
-    ``confusion[i, j]``: videos of class i predicted as j; ``per_class_accuracy`` is NaN for
-    classes without videos; ``top5`` is top-min(5, K).
-    """
-
-    class_names: tuple[str, ...]
-    top1: float
-    top5: float
-    per_class_accuracy: np.ndarray  # (K,)
-    confusion: np.ndarray  # (K, K) int64
-    n_clips: int
-    predictions: tuple[dict, ...]  # per video: path, label, predicted, probability, top5
-    failed: tuple[tuple[str, str], ...]  # (path, reason): unreadable at evaluation, not counted
-
-    @property
-    def n_videos(self) -> int:
-        return int(self.confusion.sum())
-
-    @property
-    def mean_class_accuracy(self) -> float:
-        if not np.isfinite(self.per_class_accuracy).any():
-            return float("nan")
-        return float(np.nanmean(self.per_class_accuracy))
-
-    def describe(self) -> str:
-        text = (f"top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, mean class accuracy "
-                f"{100 * self.mean_class_accuracy:.1f}% over {self.n_videos} videos ({self.n_clips} clips each)")
-        return text + (f"; {len(self.failed)} unreadable video(s) skipped" if self.failed else "")
-
-    def to_dict(self) -> dict:
-        return {
-            "top1": round(self.top1, 6), "top5": round(self.top5, 6),
-            "mean_class_accuracy": round(self.mean_class_accuracy, 6),
-            "n_videos": self.n_videos, "n_clips": self.n_clips, "class_names": list(self.class_names),
-            "per_class_accuracy": {n: (None if np.isnan(a) else round(float(a), 6))
-                                   for n, a in zip(self.class_names, self.per_class_accuracy)},
-            "confusion": self.confusion.tolist(),
-            "predictions": list(self.predictions),
-            "failed": [{"path": p, "reason": r} for p, r in self.failed],
-        }
-
-
-def _clip_starts(total_frames: int, n_frames: int, n_clips: int) -> list[int]:
+def clip_starts(total_frames: int, n_frames: int, n_clips: int) -> list[int]:
     """Start frames of ``n_clips`` clips of ``n_frames`` spread uniformly over ``total_frames``
     (the first at 0, the last ending at the end; one clip at 0 when the video is no longer than
     a clip, which is then looped)."""
@@ -129,7 +84,7 @@ def _clip_starts(total_frames: int, n_frames: int, n_clips: int) -> list[int]:
 
 
 @torch.no_grad()
-def _probabilities(model, clips: Iterator[tuple[np.ndarray, np.ndarray]], crop: int, batch_size: int) -> np.ndarray:
+def clip_probabilities(model, clips: Iterator[tuple[np.ndarray, np.ndarray]], crop: int, batch_size: int) -> np.ndarray:
     """Softmax ``(n, K)`` of clips given as (uint8 (T, H, W, 3), float32 (N, C)) pairs."""
     device, out, frames_b, audio_b = model_device(model), [], [], []
 
@@ -150,11 +105,12 @@ def _probabilities(model, clips: Iterator[tuple[np.ndarray, np.ndarray]], crop: 
     return np.concatenate(out)
 
 
-def _eval_sampling(model) -> ActionSampling:
+def eval_sampling(model) -> ActionSampling:
+    """How test clips are cut for ``model``: its clip, rates and crop, without augmentation."""
     return ActionSampling.for_model(model.config.shift, augment=False)
 
 
-def _file_clips(video: LabelledVideo, s: ActionSampling, starts: Sequence[int]):
+def file_clips(video: LabelledVideo, s: ActionSampling, starts: Sequence[int]):
     """Each clip's (frames, audio); one decode of the whole video when its clips overlap."""
     total = usable_frames(video, s.fps)
     whole = (len(starts) > 1 and s.n_frames <= total <= len(starts) * s.n_frames
@@ -189,9 +145,9 @@ def classify_file(model, path: str | os.PathLike, *, n_clips: int = 10, top_k: i
     if not info.has_video:
         raise MediaError(path, "has no video stream")
     video = LabelledVideo(info, -1)
-    s = _eval_sampling(model)
-    starts = _clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
-    probs = _probabilities(model, _file_clips(video, s, starts), s.crop_size, batch_size)
+    s = eval_sampling(model)
+    starts = clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
+    probs = clip_probabilities(model, file_clips(video, s, starts), s.crop_size, batch_size)
     return _result(model, probs, starts, os.fspath(path), top_k)
 
 
@@ -201,7 +157,7 @@ def classify_arrays(model, frames: np.ndarray, audio: np.ndarray | None = None, 
     ``model.config.shift.fps`` with H, W >= the crop (centre-cropped), ``audio`` float32 (N, C)
     at its sample rate aligned with frame 0 (None: silence). A short video is looped."""
     model.eval()
-    s = _eval_sampling(model)
+    s = eval_sampling(model)
     n, n_samples = s.n_frames, s.n_samples
     total = len(frames)
     if audio is None:
@@ -210,7 +166,7 @@ def classify_arrays(model, frames: np.ndarray, audio: np.ndarray | None = None, 
         frames = frames[np.arange(n) % total]
         audio = np.tile(audio, (-(-n_samples // max(1, len(audio))), 1))
         total = n
-    starts = _clip_starts(total, n, n_clips)
+    starts = clip_starts(total, n, n_clips)
 
     def clips():
         for t0 in starts:
@@ -220,53 +176,5 @@ def classify_arrays(model, frames: np.ndarray, audio: np.ndarray | None = None, 
             seg[: len(part)] = part
             yield frames[t0 : t0 + n], seg
 
-    probs = _probabilities(model, clips(), s.crop_size, batch_size)
+    probs = clip_probabilities(model, clips(), s.crop_size, batch_size)
     return _result(model, probs, starts, None, top_k)
-
-
-def _label_map(model_names: Sequence[str], data_names: Sequence[str]) -> np.ndarray:
-    """Model label of each dataset label, matched by class name."""
-    if tuple(model_names) == tuple(data_names):
-        return np.arange(len(data_names))
-    lookup = {n: i for i, n in enumerate(model_names)}
-    unknown = [n for n in data_names if n not in lookup]
-    if unknown:
-        raise ValueError(f"the dataset has classes the model does not know: {unknown[:10]} "
-                         f"(model classes: {list(model_names)[:10]}...)")
-    return np.array([lookup[n] for n in data_names])
-
-
-def evaluate(model, dataset: LabelledIndex, *, n_clips: int = 10, batch_size: int = 8,
-             progress: bool = False) -> EvaluationResult:
-    """Video-level top-1/top-5, per-class accuracy and confusion matrix of ``model`` on
-    ``dataset`` (classes matched to the model's by name), averaging ``n_clips`` clips per video.
-    A video that fails to decode is reported in ``failed`` and left out."""
-    model.eval()
-    names = model.config.names()
-    k = len(names)
-    to_model = _label_map(names, dataset.classes)
-    s = _eval_sampling(model)
-    confusion = np.zeros((k, k), np.int64)
-    top5_hits, predictions, failed = 0, [], []
-    for video in tqdm(dataset.videos, desc="evaluating", unit="video", disable=not progress):
-        starts = _clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
-        try:
-            probs = _probabilities(model, _file_clips(video, s, starts), s.crop_size, batch_size).mean(axis=0)
-        except MediaError as err:
-            failed.append((video.path, err.reason))
-            continue
-        truth = int(to_model[video.label])
-        order = np.argsort(-probs, kind="stable")
-        confusion[truth, order[0]] += 1
-        top5_hits += int(truth in order[:5])
-        predictions.append({"path": video.path, "label": truth, "name": names[truth], "predicted": int(order[0]),
-                            "predicted_name": names[order[0]], "probability": round(float(probs[order[0]]), 6),
-                            "top5": [int(i) for i in order[:5]]})
-    n = int(confusion.sum())
-    per_class = np.full(k, np.nan)
-    rows = confusion.sum(axis=1)
-    per_class[rows > 0] = np.diag(confusion)[rows > 0] / rows[rows > 0]
-    return EvaluationResult(class_names=tuple(names), top1=float(np.trace(confusion) / n) if n else float("nan"),
-                            top5=top5_hits / n if n else float("nan"), per_class_accuracy=per_class,
-                            confusion=confusion, n_clips=n_clips, predictions=tuple(predictions),
-                            failed=tuple(failed))

@@ -6,7 +6,7 @@ or initialised from scratch; 2.56 s clips (76 frames at 29.97 fps), random crop,
 stereo channels swapped, which the release forgot) and a small audio jitter (+-3 frames).
 Presets whose clip is shorter than 2.56 s keep their own clip length (``small``: 32 frames,
 ``tiny``: 8). Validation is top-1 (and top-5 with more than 5 classes) on single held-out clips;
-the clip-averaged video accuracy of the paper is :func:`avscene.infer.classify.evaluate`.
+the clip-averaged video accuracy of the paper is :func:`avscene.evaluate.action.evaluate`.
 """
 
 from __future__ import annotations
