@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -229,16 +228,6 @@ def is_scene_set(path: str | os.PathLike) -> bool:
         return False
 
 
-def split_scenes(stems: Sequence[str], val_fraction: float = 0.1) -> tuple[list[int], list[int]]:
-    """Indices of training and held-out scenes: ~``val_fraction`` held out by a stable hash of
-    their stem (at least one; with a single scene both sides share it)."""
-    def held_out(stem: str) -> bool:
-        return int.from_bytes(hashlib.sha1(stem.encode()).digest()[:4], "big") / 2**32 < val_fraction
-    val = [i for i, stem in enumerate(stems) if held_out(stem)] or [len(stems) - 1]
-    train = [i for i in range(len(stems)) if i not in val] or val
-    return train, val
-
-
 class SceneMixtures(Dataset):
     """A synthetic separation set (``root``: its folder or manifest.json) as examples
     (:data:`EXAMPLE_KEYS`) with ground-truth targets; see the module docstring.
@@ -246,7 +235,7 @@ class SceneMixtures(Dataset):
     ``train=True``: endless, random windows, augmentation, re-levelled to the drawn SNR.
     ``train=False``: ``clips_per_scene`` fixed windows per scene (evenly spread; fewer if the
     scene is short), scene levels kept, windows with a near-silent target left out.
-    ``scenes``: indices of the scenes to use (default all), e.g. from :func:`split_scenes`.
+    ``scenes``: indices of the scenes to use (default all), e.g. from :func:`avscene.data.splits.split_scenes`.
     """
 
     def __init__(self, root: str | os.PathLike, sampling: SeparationSampling, *, train: bool, seed: int = 0,
@@ -416,4 +405,4 @@ def separation_dataset(path: str | os.PathLike, cfg, *, train: bool, mixture: Mi
 
 
 __all__ = ["EXAMPLE_KEYS", "SceneMixtures", "SeparationSampling", "VideoMixtures", "augment_separation_example",
-           "is_scene_set", "separation_dataset", "split_scenes"]
+           "is_scene_set", "separation_dataset"]

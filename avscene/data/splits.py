@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
+from typing import Sequence
 
 from avscene.data.labelled import LabelledIndex, LabelledVideo
 from avscene.data.shards.sets import ShardSet
@@ -64,3 +65,11 @@ def split_labelled(index: LabelledIndex, val_fraction: float = 0.1) -> tuple[Lab
     val = tuple(v for v in index.videos if v.path in held) or index.videos
     return (dataclasses.replace(index, videos=train),
             dataclasses.replace(index, videos=val, skipped=()))
+
+
+def split_scenes(stems: Sequence[str], val_fraction: float = 0.1) -> tuple[list[int], list[int]]:
+    """Indices of training and held-out scenes of a synthetic set: ~``val_fraction`` held out by
+    the hash of their stem (at least one; with a single scene both sides share it)."""
+    val = [i for i, stem in enumerate(stems) if is_held_out(stem, val_fraction)] or [len(stems) - 1]
+    train = [i for i in range(len(stems)) if i not in val] or val
+    return train, val

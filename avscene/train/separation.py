@@ -31,10 +31,9 @@ from torch.utils.data import Dataset, default_collate
 
 from avscene.checkpoints import shift_weights_for
 from avscene.data.mixtures import MixtureConfig
-from avscene.data.separation_examples import (SeparationSampling, VideoMixtures, is_scene_set, separation_dataset,
-                                              split_scenes)
+from avscene.data.separation_examples import SeparationSampling, VideoMixtures, is_scene_set, separation_dataset
 from avscene.data.shift_pairs import frames_to_video
-from avscene.data.splits import split_index
+from avscene.data.splits import split_index, split_scenes
 from avscene.data.videos import index_videos
 from avscene.metrics.separation import align_sources, on_off_error_db, si_sdr
 from avscene.models import SeparationNet, SeparationNetConfig
