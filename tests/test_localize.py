@@ -369,3 +369,14 @@ def test_cli_localize_writes_outputs_and_goes_on_after_a_bad_file(crop_outputs, 
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["square_cam.json", "square_cam.mp4", "square_cam.npy", "square_sheet.png"]
     assert len(json.loads((tmp_path / "out" / "square_cam.json").read_text())["windows"]["starts_frames"]) == 3
+
+
+def test_fit_frames_pads_a_picture_that_fills_one_side_exactly():
+    """50 x 51 frames padded to 32: the width fills the square (no border there) while the height
+    leaves a border of one pixel or less; the in-memory fit must place it like the reader does."""
+    frames = np.full((2, 50, 51, 3), 200, np.uint8)
+    out = fit_frames(frames, 32, "pad")
+    geo = FitGeometry.of((50, 51), 32, "pad")
+    assert out.shape == (2, 32, 32, 3)
+    top = -geo.offset[0]
+    assert out[:, top : top + geo.scaled_hw[0]].min() > 150

@@ -271,10 +271,10 @@ def fit_frames(frames: np.ndarray, size: int, fit: str = "crop") -> np.ndarray:
         if (sh, sw) != tuple(frames.shape[1:3]):
             x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False, antialias=True)
         x = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (t, sh, sw, 3)
-        if top >= 0 and left >= 0:  # crop (or no change)
-            out[i : i + 64] = x[:, top : top + oh, left : left + ow]
-        else:  # pad
+        if geo.fit == "pad":  # the picture inside black borders (offsets <= 0)
             out[i : i + 64, -top : -top + sh, -left : -left + sw] = x
+        else:  # crop, squash-crop, or no change
+            out[i : i + 64] = x[:, top : top + oh, left : left + ow]
     return out
 
 
