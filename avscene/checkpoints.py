@@ -4,12 +4,14 @@ previous checkpoint intact). Loaded with ``weights_only=True``: no pickled code 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from avscene.cards import ModelCard, NetworkId, card_of, network_id
 from avscene.files import atomic_path
 from avscene.models import (ActionNet, ActionNetConfig, SeparationNet, SeparationNetConfig, ShiftNet,
                             ShiftNetConfig)
@@ -36,7 +38,40 @@ MODEL_BUILDERS: dict[str, tuple[type, Callable[[Any], torch.nn.Module]]] = {
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model stored in a checkpoint from the file alone, in eval mode on ``device``."""
+    return _model_of(load_checkpoint(path, map_location="cpu"), path, device)
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A loaded network with what every output says about it: which file, what it learnt from,
+    and the sync scan's calibration (``{"temperature": ...}``) when it has one."""
+
+    model: torch.nn.Module
+    path: Path
+    id: NetworkId
+    calibration: dict | None
+
+    @property
+    def card(self) -> ModelCard:
+        return self.id.card
+
+
+def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") -> Network:
+    """:func:`load_model` with the checkpoint's card, short hash and calibration."""
     payload = load_checkpoint(path, map_location="cpu")
+    model = _model_of(payload, path, device)
+    return Network(model, Path(path), network_id(path, card_of(payload)), payload.get("calibration"))
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The card of the checkpoint at ``path``, read without loading its weights (memory-mapped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    return card_of(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+
+
+def _model_of(payload: dict[str, Any], path: str | os.PathLike, device: str | torch.device) -> torch.nn.Module:
     task = payload.get("task")
     if task not in MODEL_BUILDERS:
         raise ValueError(f"{path}: checkpoint of task {task!r}, which cannot be loaded as a model here")

@@ -61,6 +61,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avscene.audio.resample import resample_audio
+from avscene.cards import videos_data
 from avscene.constants import frame_to_sample, frames_in
 from avscene.data.clips import ClipSampling
 from avscene.data.mixtures import MixtureConfig, make_mixture, off_screen_index
@@ -146,6 +147,10 @@ class VideoMixtures(Dataset):
     """Map-style dataset over a folder of videos: ``mixtures[example_id]`` -> an example dict
     (:data:`EXAMPLE_KEYS`). Endless by default (ids come from the training loop); ``length``
     gives a fixed held-out set of ids ``0 .. length - 1``."""
+
+    def training_data(self) -> dict:
+        """What a separator trained on these mixtures learnt from (its model card's)."""
+        return self.index.training_data()
 
     def __init__(self, index: VideoIndex, sampling: SeparationSampling, *, seed: int = 0,
                  length: int | None = None):
@@ -270,6 +275,10 @@ class SceneMixtures(Dataset):
 
     def __len__(self) -> int:
         return len(self.clips) if not self.train else 2**62
+
+    def training_data(self) -> dict:
+        """What a separator trained on these scenes learnt from (its model card's): synthetic scenes."""
+        return videos_data(self.root, [float(e["duration_s"]) for e in self.scenes], [True] * len(self.scenes))
 
     @property
     def groups(self) -> list[str]:

@@ -7,9 +7,11 @@ import dataclasses
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 from tqdm import tqdm
 
+from avscene.cards import videos_data
 from avscene.media import MediaError, MediaInfo, probe
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
@@ -35,6 +37,10 @@ class VideoIndex:
     def __len__(self) -> int:
         return len(self.videos)
 
+    def training_data(self) -> dict:
+        """What a network trained on these videos learnt from (its model card's)."""
+        return training_data(self.videos)
+
     def report(self) -> str:
         """A short human summary: counts of usable and skipped files by reason."""
         lines = [f"{len(self.videos)} usable videos, {len(self.skipped)} skipped"]
@@ -45,6 +51,16 @@ class VideoIndex:
     def to_dict(self) -> dict:
         return {"usable": [v.path for v in self.videos],
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
+
+
+def training_data(videos: Sequence[MediaInfo]) -> dict:
+    """What a network trained on ``videos`` learnt from, for its model card
+    (:func:`avscene.cards.videos_data`): count, hours, and how many are synthetic scenes."""
+    from avscene.synth.dataset import is_synthetic_video
+
+    paths = [v.path for v in videos]
+    source = os.path.commonpath(paths) if paths else ""
+    return videos_data(source, [v.duration_s for v in videos], [is_synthetic_video(v) for v in videos])
 
 
 def _reason_kind(reason: str) -> str:

@@ -5,11 +5,11 @@ Everything else receives NumPy arrays with known rates: ``frames`` uint8 (T, H, 
 """
 
 from avscene.media.errors import ClipRangeError, MediaError, NoStreamError
-from avscene.media.probe import MediaInfo, check_input_path, open_input, probe
+from avscene.media.probe import SYNTHETIC_TAG, MediaInfo, check_input_path, open_input, probe
 from avscene.media.reader import Clip, read_clip
 from avscene.media.writer import write_video, write_wav
 
 __all__ = [
-    "Clip", "ClipRangeError", "MediaError", "MediaInfo", "NoStreamError", "check_input_path",
+    "SYNTHETIC_TAG", "Clip", "ClipRangeError", "MediaError", "MediaInfo", "NoStreamError", "check_input_path",
     "open_input", "probe", "read_clip", "write_video", "write_wav",
 ]

@@ -101,6 +101,8 @@ class MediaInfo:
     sample_rate: int | None = None
     channels: int | None = None
     audio_codec: str | None = None
+    #: Written by ``avscene synth`` (its container comment starts with :data:`SYNTHETIC_TAG`).
+    synthetic: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready fields; ``fps`` as ``"num/den"`` plus ``fps_float``."""
@@ -108,6 +110,15 @@ class MediaInfo:
         out["fps"] = None if self.fps is None else f"{self.fps.numerator}/{self.fps.denominator}"
         out["fps_float"] = None if self.fps is None else round(float(self.fps), 6)
         return out
+
+
+#: The container comment ``avscene synth`` gives its videos, so that a synthetic scene is told
+#: from a real video wherever it goes (the honest-output warnings rely on it).
+SYNTHETIC_TAG = "avscene synthetic world"
+
+
+def is_synthetic(container: av.container.InputContainer) -> bool:
+    return str(container.metadata.get("comment", "")).startswith(SYNTHETIC_TAG)
 
 
 def stream_fps(stream: av.video.stream.VideoStream) -> Fraction | None:
@@ -198,6 +209,7 @@ def probe(path: str | os.PathLike, *, need_video: bool = False, need_audio: bool
             duration_s=round(duration, 6),
             has_video=video is not None,
             has_audio=audio is not None,
+            synthetic=is_synthetic(container),
             **fields,
         )
 

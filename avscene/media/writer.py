@@ -65,12 +65,14 @@ def write_video(
     *,
     crf: int = 18,
     preset: str = "veryfast",
+    comment: str | None = None,
 ) -> Path:
     """Write ``frames`` (uint8 (T, H, W, 3) RGB) at ``fps`` and optional ``audio`` (float32
     (N, C) in [-1, 1] at ``sample_rate`` Hz) as an H.264/AAC mp4 that browsers and players open.
 
     Frame ``i`` is shown at ``i / fps`` and audio sample 0 at time 0. Odd frame sizes are padded
-    by one edge row/column (H.264 4:2:0 needs even sizes).
+    by one edge row/column (H.264 4:2:0 needs even sizes). ``comment`` goes into the container's
+    metadata (``avscene synth`` marks its scenes there).
     """
     dest = _check_output(path)
     frames = np.asarray(frames)
@@ -86,6 +88,8 @@ def write_video(
         audio = _as_audio(audio, dest)
     with atomic_path(dest) as tmp:
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+            if comment:
+                out.metadata["comment"] = comment
             vstream = out.add_stream("libx264", rate=fps)
             vstream.width, vstream.height = frames.shape[2], frames.shape[1]
             vstream.pix_fmt = "yuv420p"

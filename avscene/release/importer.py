@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from avscene import __version__
+from avscene.cards import ModelCard
 from avscene.checkpoints import load_checkpoint, save_checkpoint
 from avscene.release.convert import KINDS, ReleaseImportError, convert
 from avscene.release.tf_checkpoint import TFCheckpoint
@@ -139,22 +140,14 @@ def _payload(conversion, network: ReleaseNetwork | None, kind: str, checkpoint: 
     steps = conversion.steps
     dataset = network.dataset if network else "unknown (a checkpoint outside the release's folders)"
     iterations = f", {steps // 1000}K iterations" if steps else ""
-    card = {
-        "name": name,
-        "task": KINDS[kind]["task"],
-        "release_kind": kind,
-        "trained_on": f"{dataset}, {PAPER}{iterations}",
-        "training_data": {"kind": "release", "dataset": dataset},
-        "synthetic_only": False,
-        "steps": steps,
-        "held_out": network.held_out if network else None,
-        "source": label,
-    }
+    card = ModelCard(task=KINDS[kind]["task"], preset=f"release:{kind}", trained_on=f"{dataset}, {PAPER}{iterations}",
+                     training_data={"kind": "release", "dataset": dataset, "network": name}, synthetic_only=False,
+                     steps=steps, held_out=network.held_out if network else None, source=label)
     return {
         "task": KINDS[kind]["task"],
         "model_config": conversion.model.config.to_dict(),
         "model": conversion.model.state_dict(),
-        "model_card": card,
+        "model_card": card.to_dict(),
         "source": {
             "input": str(source),
             "input_sha256": _sha256(source) if source.is_file() else None,

@@ -22,6 +22,7 @@ Every file is written atomically (temporary file in the same folder + ``os.repla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import uuid
@@ -131,7 +132,7 @@ def write_dataset(out_dir: str | os.PathLike, n: int, seed: int, *, task: str | 
     ``i % n_classes`` so every class is covered evenly. ``stems=False`` skips the per-source
     waveforms in the npz (about 3 MB per default scene).
     """
-    from avscene.media import write_video  # the container layer; imported late (heavy, optional)
+    from avscene.media import SYNTHETIC_TAG, write_video  # the container layer; imported late (heavy)
 
     config = config if config is not None else SceneConfig()
     if task is not None and task != config.task:
@@ -146,7 +147,7 @@ def write_dataset(out_dir: str | os.PathLike, n: int, seed: int, *, task: str | 
         scene = generate_scene(cfg, scene_seed(seed, i))
         stem = f"scene_{i:05d}"
         write_video(out / f"{stem}.mp4", scene.frames, scene.fps, audio=scene.audio,
-                    sample_rate=scene.sample_rate)
+                    sample_rate=scene.sample_rate, comment=f"{SYNTHETIC_TAG}: {scene.task} scene, seed {scene.seed}")
         _write_npz(out / f"{stem}.npz", scene, stems)
         _write_json(out / f"{stem}.json", scene_record(scene, stem))
         entries.append({"stem": stem, "video": f"{stem}.mp4", "npz": f"{stem}.npz", "json": f"{stem}.json",
@@ -223,6 +224,21 @@ def load_ground_truth(path: str | os.PathLike) -> dict:
     record["config_dict"] = record["config"]
     record["config"] = SceneConfig.from_dict(record["config"])
     return record
+
+
+@functools.lru_cache(maxsize=256)
+def _holds_synthetic_set(folder: str) -> bool:
+    try:
+        return str(json.loads((Path(folder) / "manifest.json").read_text()).get("format", "")).startswith("avscene-synth/")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def is_synthetic_video(info) -> bool:
+    """Whether a probed video (:class:`~avscene.media.MediaInfo`) comes from the synthetic world:
+    its container says so, or it sits in a set that ``avscene synth`` wrote (sets written before
+    the container tag existed)."""
+    return bool(getattr(info, "synthetic", False)) or _holds_synthetic_set(str(Path(info.path).parent))
 
 
 def load_manifest(path: str | os.PathLike) -> dict:

@@ -23,6 +23,7 @@ from avscene.checkpoints import read_shift_checkpoint
 from avscene.constants import seconds_to_frames
 from avscene.data.action_clips import PAPER_ACTION_CLIP_S, ActionClips, ActionSampling
 from avscene.data.labelled import LabelledIndex, index_labelled
+from avscene.data.videos import training_data
 from avscene.data.shift_pairs import frames_to_video
 from avscene.data.splits import split_labelled
 from avscene.models import ActionNet, ActionNetConfig, ShiftNetConfig
@@ -111,6 +112,13 @@ class ActionTask:
         if self.init is not None:
             load_shift_backbone(model, self.init)
         return model
+
+    def training_data(self) -> dict:
+        """What this network learns from, for its model card: the labelled videos."""
+        data = training_data([v.info for v in self.train_index.videos])
+        classes = f"{len(self.train_index.classes)} classes"
+        return {**data, "source": self.train_index.source or data["source"], "classes": list(self.train_index.classes),
+                "text": data["text"].replace(" videos (", f" videos of {classes} (", 1)}
 
     def model_config(self) -> dict:
         return self.model_cfg.to_dict()

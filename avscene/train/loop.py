@@ -32,8 +32,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from avscene.cards import UNKNOWN, ModelCard, combine_synthetic
+from avscene.checkpoints import load_checkpoint, read_card, save_checkpoint
 from avscene.files import write_csv, write_json
-from avscene.checkpoints import load_checkpoint, save_checkpoint
+from avscene.models.separation_net import SHIFT_INIT_KEY
 from avscene.train.runtime import Runtime, autocast, init_runtime, shutdown
 
 
@@ -224,11 +226,15 @@ class _Checkpointer:
     sched: torch.optim.lr_scheduler.LambdaLR
     log: _Log
     runtime: Runtime
+    basis: tuple[dict | None, ModelCard | None] | None = None  # of the model card, found once
 
     def save(self, step: int) -> None:
         if self.runtime.is_main:
+            if self.basis is None:
+                self.basis = card_basis(self.task)
             save_checkpoint(self.path, {
                 "task": self.task.name, "model_config": self.task.model_config(),
+                "model_card": model_card(self.task, step, self.log.rows, self.basis).to_dict(),
                 "train_config": dataclasses.asdict(self.cfg), "model": self.model.state_dict(),
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                 "step": step, "log": self.log.rows, "rng_cpu": torch.get_rng_state(),
@@ -237,6 +243,42 @@ class _Checkpointer:
             if self.log.rows:
                 _write_curves(self.log.out_dir, self.log.rows, f"{self.task.name} training")
         self.runtime.barrier()
+
+
+def _preset_of(task_name: str, model_config: dict[str, Any]) -> str | None:
+    """The name of the preset whose config the model has, if any."""
+    from avscene.models import PRESETS
+    from avscene.models.separation_net import PRESETS as SEPARATION_PRESETS
+
+    presets = {"shift": PRESETS, "separation": SEPARATION_PRESETS}.get(task_name, {})
+    config = {k: v for k, v in model_config.items() if k != SHIFT_INIT_KEY}
+    return next((name for name, cfg in presets.items() if cfg.to_dict() == config), None)
+
+
+def card_basis(task: Task) -> tuple[dict | None, ModelCard | None]:
+    """What ``task`` trains on, and the card of the network it starts from (both fixed for a run)."""
+    data = task.training_data() if hasattr(task, "training_data") else None
+    init = getattr(task, "init", None)
+    return data, (read_card(init) if init and str(init) != "scratch" else None)
+
+
+def model_card(task: Task, step: int, rows: list[dict],
+               basis: tuple[dict | None, ModelCard | None] | None = None) -> ModelCard:
+    """The card of ``task``'s network after ``step`` steps: its data, the network it was fine-tuned
+    from (``basis``, from :func:`card_basis`), and the last validation figures (``rows``: the
+    training log)."""
+    data, init = basis if basis is not None else card_basis(task)
+    trained_on = data["text"] if data else UNKNOWN
+    if init is not None:
+        trained_on += f"; fine-tuned from a network trained on {init.trained_on}"
+    validation = next((r for r in reversed(rows) if any(k.startswith("val_") for k in r)), None)
+    held_out = None
+    if validation:
+        held_out = {"set": "held-out validation split of the training data", "step": validation.get("step"),
+                    "metrics": {k: v for k, v in validation.items() if k.startswith("val_")}}
+    return ModelCard(task=task.name, preset=_preset_of(task.name, task.model_config()), trained_on=trained_on,
+                     training_data=data, synthetic_only=combine_synthetic(data and data.get("synthetic_only"), init),
+                     steps=step, held_out=held_out, init=init.to_dict() if init else None)
 
 
 def _train_loader(task: Task, cfg: TrainConfig, start_step: int, runtime: Runtime) -> DataLoader:

@@ -75,6 +75,10 @@ class SeparationTask:
             load_shift_init(model, self.init)
         return model
 
+    def training_data(self) -> dict:
+        """What this network learns from, for its model card."""
+        return self.train_data.training_data()
+
     def model_config(self) -> dict:
         return {**self.model_cfg.to_dict(), SHIFT_INIT_KEY: self.init}
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
+from avscene.cards import shards_data
 from avscene.checkpoints import shift_weights_for
 from avscene.data.shards import ShardSet, ShardShiftExamples, is_shard_data, open_shards, shift_example_shards
 from avscene.data.shift_pairs import ShiftPairs, ShiftSampling, frames_to_video
@@ -105,6 +106,12 @@ class ShiftTask:
         if self.init is not None:  # same widths; the layout (cam, fine_cam, clip, crop) may differ
             net.load_state_dict(shift_weights_for(self.init, net.config))
         return net
+
+    def training_data(self) -> dict:
+        """What this network learns from, for its model card."""
+        if isinstance(self.train_index, ShardSet):
+            return shards_data(self.train_index.spec, len(self.train_index))
+        return self.train_index.training_data()
 
     def model_config(self) -> dict:
         return self.model_cfg.to_dict()
