@@ -97,11 +97,11 @@ def _batch_exit(outcomes: list[tuple[Path, Any, str | None]]) -> int:
 
 
 def _load_task_model(spec: str | Path | None, device: str, task: str, command: str | None = None):
-    """``(model, path)`` of a ``task`` checkpoint (``shift``, ``separation`` or ``action``): ``spec``
-    is a file or a model-store name; None takes ``command``'s default (the paper's network when the
-    store holds it, else the demo's, saying which on stderr). A clear error when there is none or
-    it is of another task."""
-    from avscene.checkpoints import load_model
+    """The :class:`~avscene.checkpoints.Network` of a ``task`` checkpoint (``shift``,
+    ``separation`` or ``action``): ``spec`` is a file or a model-store name; None takes
+    ``command``'s default (the paper's network when the store holds it, else the demo's, saying
+    which on stderr). A clear error when there is none or it is of another task."""
+    from avscene.checkpoints import load_network
     from avscene.models import ActionNet, SeparationNet, ShiftNet
     from avscene.store import default_model, resolve_model
     from avscene.train.runtime import pick_device
@@ -118,10 +118,31 @@ def _load_task_model(spec: str | Path | None, device: str, task: str, command: s
             print(f"{command}: {default.note}", file=sys.stderr)
     else:
         path = resolve_model(spec)
-    model = load_model(path, pick_device(device))
-    if not isinstance(model, model_class):
+    network = load_network(path, pick_device(device))
+    if not isinstance(network.model, model_class):
         raise ValueError(f"{path}: not {'an' if task[0] in 'aeiou' else 'a'} {task} checkpoint; {hint}")
-    return model, path
+    return network
+
+
+class _Provenance:
+    """What every output of a run says about its network: which one (name, short hash, what it
+    was trained on) and, once per run on stderr and in each result made from a real video, that a
+    network of the synthetic world knows nothing of real video."""
+
+    def __init__(self, network, command: str):
+        self.network, self.command, self.warned = network, command, False
+        print(f"{command}: network {network.id.describe()}", file=sys.stderr)
+
+    def fields(self, path: Path) -> dict:
+        from avscene.cards import input_caveat
+        from avscene.media import probe
+        from avscene.synth.dataset import is_synthetic_video
+
+        caveat = input_caveat(self.network.card, is_synthetic_video(probe(path)))
+        if caveat and not self.warned:
+            print(f"warning: {self.command}: {caveat}", file=sys.stderr)
+            self.warned = True
+        return {"network": self.network.id.to_dict(), "caveat": caveat}
 
 
 def _checkpoint_arg(spec: str) -> Path | str:
@@ -470,7 +491,7 @@ def _evaluate_action_run(checkpoint: Path, index, args: argparse.Namespace) -> N
     from avscene.evaluate.action import evaluate
     from avscene.report.plots import plot_confusion_matrix
 
-    model, _ = _load_task_model(checkpoint, args.device, "action")
+    model = _load_task_model(checkpoint, args.device, "action").model
     result = evaluate(model, index, n_clips=args.eval_clips, progress=args.progress)
     write_json(args.out / "eval.json", {"checkpoint": str(checkpoint), "data": index.source,
                                         "init": str(args.init), "use_sound": not args.no_sound,
@@ -507,15 +528,16 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from avscene.media.writer import write_shifted_audio
     from avscene.report.plots import plot_sync_scan
 
-    model, model_path = _load_task_model(args.model, args.device, "shift", "sync")
+    network = _load_task_model(args.model, args.device, "shift", "sync")
+    provenance = _Provenance(network, "sync")
     options = SyncOptions(max_offset_s=args.max_offset_s, hop_s=args.hop_s, max_windows=args.max_windows,
-                          temperature=read_calibration(model_path) or 1.0)
+                          temperature=read_calibration(network.path, network.calibration) or 1.0)
     several = len(_expand_inputs(args.videos)) > 1
     if args.fix and several:
         args.fix.mkdir(parents=True, exist_ok=True)
 
     def one(path: Path):
-        result = sync_file(model, path, options)
+        result = sync_file(network.model, path, options)
         print(f"{path}: {result.describe()}")
         if args.plot_dir:
             plot_sync_scan(result, args.plot_dir / f"{path.stem}_sync.png")
@@ -523,15 +545,17 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             dest = args.fix / f"{path.stem}_synced.mp4" if several else args.fix
             write_shifted_audio(path, dest, result.offset_s)
             print(f"  re-synchronised copy: {dest}")
-        return result
+        return result, provenance.fields(path)
 
     outcomes = _run_batch(args.videos, one)
     if args.json:
-        write_json(args.json, [r.to_dict() for _, r, error in outcomes if error is None])
+        write_json(args.json, [{**out[0].to_dict(), **out[1]} for _, out, error in outcomes if error is None])
     if args.csv:
-        write_csv(args.csv, [_sync_row(path, r, error) for path, r, error in outcomes],
+        write_csv(args.csv, [{**_sync_row(path, out and out[0], error), "network": network.id.name,
+                              "network_sha256": network.id.sha256, "caveat": (out and out[1]["caveat"]) or ""}
+                             for path, out, error in outcomes],
                   ["path", "offset_s", "offset_frames", "fps", "confidence", "aligned_probability", "windows",
-                   "error"])
+                   "error", "network", "network_sha256", "caveat"])
     return _batch_exit(outcomes)
 
 
@@ -562,12 +586,14 @@ def _add_localize(sub) -> None:
 def _cmd_localize(args: argparse.Namespace) -> int:
     from avscene.infer.localize import LocalizeOptions, localize_file, write_cam_outputs
 
-    model, model_path = _load_task_model(args.model, args.device, "shift", "localize")
+    network = _load_task_model(args.model, args.device, "shift", "localize")
+    provenance = _Provenance(network, "localize")
     options = LocalizeOptions(fit=args.fit, size=args.size, max_windows=args.max_windows)
 
     def one(path: Path):
-        result = localize_file(model, path, options)
-        paths = write_cam_outputs(result, args.out_dir, model_name=str(model_path))
+        result = localize_file(network.model, path, options)
+        paths = write_cam_outputs(result, args.out_dir, model_name=network.id.name,
+                                  network=provenance.fields(path))
         print(f"{path}: {result.describe()}; wrote {paths['video']}")
 
     return _batch_exit(_run_batch(args.videos, one))
@@ -597,15 +623,16 @@ def _cmd_separate(args: argparse.Namespace) -> int:
 
     options = SeparateOptions(mask=parse_mask(args.mask), hop_frames=args.hop_frames, batch_size=args.batch_size,
                               phase=args.phase, fit=args.fit)
-    model, _ = _load_task_model(args.model, args.device, "separation", "separate")
+    network = _load_task_model(args.model, args.device, "separation", "separate")
+    provenance = _Provenance(network, "separate")
     names: set[str] = set()
 
     def one(path: Path):
         name, k = path.stem, 2
         while name in names:  # two inputs with one stem: keep both outputs
             name, k = f"{path.stem}_{k}", k + 1
-        result = separate_file(model, path, options)
-        written = write_separation(result, args.out_dir, name=name, plot=args.plot)
+        result = separate_file(network.model, path, options)
+        written = write_separation(result, args.out_dir, name=name, plot=args.plot, network=provenance.fields(path))
         names.add(name)
         print(f"{path}: {result.describe()}")
         for kind, dest in written.items():
@@ -631,15 +658,17 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
     if args.top_k < 1 or args.n_clips < 1:
         raise ValueError(f"--top-k and --n-clips must be >= 1, got {args.top_k} and {args.n_clips}")
-    model, _ = _load_task_model(args.model, args.device, "action", "classify")
+    network = _load_task_model(args.model, args.device, "action", "classify")
+    provenance = _Provenance(network, "classify")
 
     def one(path: Path):
-        result = classify_file(model, path, n_clips=args.n_clips, top_k=args.top_k)
+        result = classify_file(network.model, path, n_clips=args.n_clips, top_k=args.top_k)
         top = result.top()  # [(label, name, probability)], most probable first
         print(f"{path}: " + ", ".join(f"{name} {p:.2f}" for _, name, p in top))
         return {"path": str(path), "label": result.name, "prob": round(result.probability, 6),
                 "top": [{"label": name, "prob": round(p, 6)} for _, name, p in top],
-                "n_clips": len(result.clip_starts_s), "clip_starts_s": [round(t, 4) for t in result.clip_starts_s]}
+                "n_clips": len(result.clip_starts_s), "clip_starts_s": [round(t, 4) for t in result.clip_starts_s],
+                **provenance.fields(path)}
 
     outcomes = _run_batch(args.videos, one)
     if args.json:
@@ -730,19 +759,22 @@ def _add_eval(sub) -> None:
 
 
 def _cmd_eval_separation(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from avscene.data.mixtures import MixtureConfig
     from avscene.data.separation_examples import separation_dataset
     from avscene.evaluate.separation import evaluate_separation
     from avscene.synth.worlds import write_synthetic_separation_data
 
-    models = {}
+    models, networks = {}, {}
     for spec in args.model:
         name, sep, ckpt = spec.partition("=")
         if not sep or not name or not ckpt:
             raise ValueError(f"--model takes NAME=CHECKPOINT, got {spec!r}")
         if name in models:
             raise ValueError(f"--model name {name!r} given twice")
-        models[name] = _load_task_model(ckpt, args.device, "separation")[0]
+        networks[name] = _load_task_model(ckpt, args.device, "separation")
+        models[name] = networks[name].model
     cfg = next(iter(models.values())).config
     data = args.data
     if str(data) == "synthetic":
@@ -753,6 +785,7 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
                                  progress=args.progress)
     table = evaluate_separation(models, dataset, batch_size=args.batch_size, include_mixture=args.mixture,
                                 phase=args.phase, progress=args.progress)
+    table = dataclasses.replace(table, info={**table.info, "networks": {n: net.id.to_dict() for n, net in networks.items()}})
     written = table.write(args.out)
     print(table.to_markdown())
     print("written: " + ", ".join(str(p) for p in written.values()))

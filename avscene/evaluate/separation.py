@@ -43,7 +43,8 @@ _LABELS = {"on_off_db": "On/off (dB) ↓", "sdr": "SDR", "sir": "SIR", "sar": "S
 class SeparationTable:
     """Table 2 of one evaluation: ``summary[model][group][metric]`` = mean over that group's clips
     (``summary[model][group]["n"]`` = clip count); ``clips[model]`` = the per-clip rows;
-    ``info``: each model's variant and loss, the phase used, the BSS Eval settings."""
+    ``info``: each model's variant and loss, the phase used, the BSS Eval settings, and (from the
+    command line) ``networks``: each row's network and what it was trained on."""
 
     models: tuple[str, ...]
     groups: tuple[str, ...]
@@ -88,6 +89,8 @@ class SeparationTable:
         lines.append(f"Clips: {counts}. SDR/SIR/SAR/SI-SDR in dB, mean over the on- and off-screen sources "
                      f"(On-SDR: on-screen only); On/off: L1 of log spectrograms in dB, lower is better; "
                      f"phase: {self.info['phase']}.")
+        for name, network in self.info.get("networks", {}).items():
+            lines.append(f"- {name}: {network['name']} [{network['sha256']}], trained on {network['trained_on']}")
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | os.PathLike, stem: str = "separation_eval") -> dict[str, Path]:

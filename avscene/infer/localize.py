@@ -498,12 +498,15 @@ def _read_span(path, k0: int, k1: int, fps: Fraction, rate: int, channels: int) 
 
 
 def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, model_name: str | None = None,
-                      percentile: float = 97.0, max_alpha: float = 0.35, n_sheet: int = 6) -> dict[str, Path]:
+                      network: dict | None = None, percentile: float = 97.0, max_alpha: float = 0.35,
+                      n_sheet: int = 6) -> dict[str, Path]:
     """Write ``<name>_cam.mp4`` (the original frames at their own size and rate with the heat map
     over them and the original sound), ``<name>_cam.npy`` (``result.cam``, float32 (T, H, W)),
     ``<name>_cam.json`` (per-frame peaks and metadata) and ``<name>_sheet.png`` (``n_sheet``
-    frames) for a result of :func:`localize_file`. Every file is written atomically; the video is
-    streamed in chunks of frames. Returns the paths by kind (see :func:`output_paths`)."""
+    frames) for a result of :func:`localize_file`. ``network``: which network made the map and
+    what it knows (:meth:`avscene.cards.NetworkId.to_dict` and its caveat), kept in the JSON. Every
+    file is written atomically; the video is streamed in chunks of frames. Returns the paths by
+    kind (see :func:`output_paths`)."""
     from avscene.files import atomic_path, write_json
     from avscene.media.writer import VideoWriter
     from avscene.report.plots import plot_cam_sheet
@@ -531,6 +534,7 @@ def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, mod
         np.save(f, result.cam)
     meta = result.to_dict()
     meta["model_name"] = model_name
+    meta.update(network or {})
     meta["overlay"] = {"percentile": percentile, "lo": lo, "hi": hi, "max_alpha": max_alpha, "colormap": "jet"}
     meta["files"] = {kind: p.name for kind, p in paths.items()}
     write_json(paths["json"], meta)

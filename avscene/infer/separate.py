@@ -400,11 +400,14 @@ def separate_file(model: SeparationNet, path: str | os.PathLike, options: Separa
 
 
 def write_separation(result: SeparationResult, out_dir: str | os.PathLike, *, name: str | None = None,
-                     video: str | os.PathLike | None = None, plot: bool = True) -> dict[str, Path]:
+                     video: str | os.PathLike | None = None, plot: bool = True,
+                     network: dict | None = None) -> dict[str, Path]:
     """Write ``<name>_on.wav``, ``<name>_off.wav`` and, when ``video`` (default: the result's
     input) has a video stream, ``<name>_on.mp4`` / ``<name>_off.mp4`` (that video stream copied,
-    with the separated sound), plus ``<name>_spectrogram.png`` (mixture / on / off) if ``plot``.
-    Every file is written atomically. Returns the paths by kind."""
+    with the separated sound), plus ``<name>_spectrogram.png`` (mixture / on / off) if ``plot``,
+    and ``<name>_separation.json`` (the result's summary, the files, and ``network``: which network
+    made them and what it knows). Every file is written atomically. Returns the paths by kind."""
+    from avscene.files import write_json
     from avscene.media import write_wav
     from avscene.media.writer import replace_audio
 
@@ -424,4 +427,6 @@ def write_separation(result: SeparationResult, out_dir: str | os.PathLike, *, na
         labels = ("mixture", "on-screen", "off-screen") if result.ordered else ("mixture", "source 1", "source 2")
         paths["spectrogram"] = plot_separation(result.mixture, result.on, result.off, result.sample_rate,
                                                out / f"{name}_spectrogram.png", title=name, labels=labels)
+    paths["json"] = write_json(out / f"{name}_separation.json",
+                               {**result.to_dict(), **(network or {}), "files": {k: p.name for k, p in paths.items()}})
     return paths

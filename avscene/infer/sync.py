@@ -119,23 +119,28 @@ def peak_confidence(scores: np.ndarray, temperature: float) -> tuple[int, float]
     return best, float(p[max(0, best - 1) : best + 2].sum())
 
 
-#: Where the fitted scan temperature lives: next to the checkpoint it belongs to.
+#: Where older runs kept the fitted scan temperature: a file beside the checkpoint.
 CALIBRATION_NAME = "sync_calibration.json"
 
 
-def write_calibration(checkpoint: str | os.PathLike, temperature: float) -> str:
-    """Store the fitted temperature beside ``checkpoint`` (read by :func:`read_calibration`)."""
-    from avscene.files import write_json
+def write_calibration(checkpoint: str | os.PathLike, temperature: float, *, fitted_on: str = "") -> str:
+    """Store the fitted scan temperature in ``checkpoint`` itself (rewritten atomically), where
+    :func:`read_calibration` and :func:`avscene.checkpoints.load_network` find it."""
+    from avscene.checkpoints import load_checkpoint, save_checkpoint
 
-    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), CALIBRATION_NAME)
-    return str(write_json(path, {"checkpoint": os.path.basename(checkpoint), "temperature": temperature,
-                                 "fitted_by": "benchmarks/offset.py (likelihood of true offsets)"}))
+    payload = load_checkpoint(checkpoint)
+    payload["calibration"] = {"temperature": float(temperature),
+                              "fitted_on": fitted_on or "held-out clips with known offsets (likelihood of the true offsets)"}
+    return str(save_checkpoint(checkpoint, payload))
 
 
-def read_calibration(checkpoint: str | os.PathLike) -> float | None:
-    """The temperature stored beside ``checkpoint`` by :func:`write_calibration`, if any."""
+def read_calibration(checkpoint: str | os.PathLike, calibration: dict | None = None) -> float | None:
+    """The scan temperature of ``checkpoint``: its ``calibration`` (as stored in the checkpoint,
+    see :func:`write_calibration`), else the file older runs wrote beside it, else None."""
     import json
 
+    if calibration and "temperature" in calibration:
+        return float(calibration["temperature"])
     path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), CALIBRATION_NAME)
     if not os.path.exists(path):
         return None
