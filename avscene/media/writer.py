@@ -110,9 +110,18 @@ def write_video(
     return dest
 
 
+def audio_frame(audio: np.ndarray, layout: str) -> av.AudioFrame:
+    """A planar float frame of ``audio`` (float32 (N, C)) in channel ``layout``, filled plane by
+    plane: PyAV 18's ``AudioFrame.from_ndarray`` fails on 8 channels (7.1), this works at any count."""
+    frame = av.AudioFrame(format="fltp", layout=layout, samples=len(audio))
+    for c in range(audio.shape[1]):
+        frame.planes[c].update(np.ascontiguousarray(audio[:, c], dtype=np.float32).tobytes())
+    return frame
+
+
 def _encode_audio(out, astream, audio: np.ndarray, sample_rate: int) -> None:
     layout = astream.layout.name
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp", layout=layout)  # (C, N)
+    frame = audio_frame(audio, layout)  # (N, C) -> C planes
     frame.sample_rate, frame.pts = sample_rate, 0
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=astream.codec_context.sample_rate)
     for chunk in [*resampler.resample(frame), *resampler.resample(None)]:
@@ -264,8 +273,7 @@ class VideoWriter:
             if audio.shape[1] != self.channels:
                 raise MediaError(self.dest, f"audio must have {self.channels} channels, got {audio.shape[1]}")
             if len(audio):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T), format="fltp",
-                                                   layout=self._astream.layout.name)  # (C, n)
+                frame = audio_frame(audio, self._astream.layout.name)  # (n, C) -> C planes
                 frame.sample_rate, frame.pts = self.sample_rate, self.n_samples
                 frame.time_base = Fraction(1, self.sample_rate)
                 for chunk in self._resampler.resample(frame):
