@@ -64,6 +64,11 @@ def _add_fit(p: argparse.ArgumentParser) -> None:
                         "(squash for maps) for the release's)")
 
 
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs already in OUT_DIR (default: never; a taken name gets _2, _3, ...)")
+
+
 def _add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bars")
 
@@ -74,7 +79,8 @@ def _expand_inputs(paths: list[Path]) -> list[Path]:
 
     out: list[Path] = []
     for p in paths:
-        out.extend(find_videos(p) if p.is_dir() else [p])
+        # a folder without videos stays in the list, so that the batch reports it
+        out.extend((find_videos(p) or [p]) if p.is_dir() else [p])
     return out
 
 
@@ -85,6 +91,8 @@ def _run_batch(paths: list[Path], work: Callable[[Path], Any]) -> list[tuple[Pat
     outcomes = []
     for path in _expand_inputs(paths):
         try:
+            if path.is_dir():
+                raise MediaError(path, "is a folder with no video files in it")
             outcomes.append((path, work(path), None))
         except (MediaError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
@@ -549,7 +557,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     outcomes = _run_batch(args.videos, one)
     if args.json:
-        write_json(args.json, [{**out[0].to_dict(), **out[1]} for _, out, error in outcomes if error is None])
+        write_json(args.json, [{**out[0].to_dict(), **out[1]} if error is None else {"path": str(path), "error": error}
+                               for path, out, error in outcomes])
     if args.csv:
         write_csv(args.csv, [{**_sync_row(path, out and out[0], error), "network": network.id.name,
                               "network_sha256": network.id.sha256, "caveat": (out and out[1]["caveat"]) or ""}
@@ -580,20 +589,25 @@ def _add_localize(sub) -> None:
                         "convolutional, so e.g. --fit pad --size 128 maps the whole picture")
     p.add_argument("--max-windows", dest="max_windows", type=int, default=None,
                    help="model windows per video at most (default: cover every frame)")
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_localize)
 
 
 def _cmd_localize(args: argparse.Namespace) -> int:
-    from avscene.infer.localize import LocalizeOptions, localize_file, write_cam_outputs
+    from avscene.files import OutputNames
+    from avscene.infer.localize import CAM_OUTPUTS, LocalizeOptions, localize_file, write_cam_outputs
 
     network = _load_task_model(args.model, args.device, "shift", "localize")
     provenance = _Provenance(network, "localize")
     options = LocalizeOptions(fit=args.fit, size=args.size, max_windows=args.max_windows)
+    names = OutputNames(args.out_dir, CAM_OUTPUTS.values(), overwrite=args.overwrite)
 
     def one(path: Path):
         result = localize_file(network.model, path, options)
-        paths = write_cam_outputs(result, args.out_dir, model_name=network.id.name,
-                                  network=provenance.fields(path))
+        name = names.claim(path)
+        with names.all_or_nothing(name):
+            paths = write_cam_outputs(result, args.out_dir, name=name, model_name=network.id.name,
+                                      network=provenance.fields(path))
         print(f"{path}: {result.describe()}; wrote {paths['video']}")
 
     return _batch_exit(_run_batch(args.videos, one))
@@ -615,25 +629,27 @@ def _add_separate(sub) -> None:
                         "(the release's default)")
     _add_fit(p)
     p.add_argument("--no-plot", dest="plot", action="store_false", help="no spectrogram PNG")
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_separate)
 
 
 def _cmd_separate(args: argparse.Namespace) -> int:
-    from avscene.infer.separate import SeparateOptions, parse_mask, separate_file, write_separation
+    from avscene.files import OutputNames
+    from avscene.infer.separate import (SEPARATION_OUTPUTS, SeparateOptions, parse_mask, separate_file,
+                                        write_separation)
 
     options = SeparateOptions(mask=parse_mask(args.mask), hop_frames=args.hop_frames, batch_size=args.batch_size,
                               phase=args.phase, fit=args.fit)
     network = _load_task_model(args.model, args.device, "separation", "separate")
     provenance = _Provenance(network, "separate")
-    names: set[str] = set()
+    names = OutputNames(args.out_dir, SEPARATION_OUTPUTS, overwrite=args.overwrite)
 
     def one(path: Path):
-        name, k = path.stem, 2
-        while name in names:  # two inputs with one stem: keep both outputs
-            name, k = f"{path.stem}_{k}", k + 1
         result = separate_file(network.model, path, options)
-        written = write_separation(result, args.out_dir, name=name, plot=args.plot, network=provenance.fields(path))
-        names.add(name)
+        name = names.claim(path)
+        with names.all_or_nothing(name):
+            written = write_separation(result, args.out_dir, name=name, plot=args.plot,
+                                       network=provenance.fields(path))
         print(f"{path}: {result.describe()}")
         for kind, dest in written.items():
             print(f"  {kind}: {dest}")

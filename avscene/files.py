@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 
 @contextlib.contextmanager
@@ -56,3 +56,42 @@ def write_csv(path: str | os.PathLike, rows: list[dict], fields: list[str]) -> P
         writer.writeheader()
         writer.writerows(rows)
     return Path(path)
+
+
+class OutputNames:
+    """The one naming rule for every command's outputs: the files made from an input are named by
+    its stem plus each of ``suffixes`` (e.g. ``_cam.mp4``) in ``out_dir``. A stem that another
+    input of the run took, or whose files are already there, gets ``_2``, ``_3``... so nothing is
+    overwritten (``overwrite=True``: files already there are replaced, within a run stems still
+    never collide)."""
+
+    def __init__(self, out_dir: str | os.PathLike, suffixes: Sequence[str], *, overwrite: bool = False):
+        self.out, self.suffixes, self.overwrite = Path(out_dir), tuple(suffixes), overwrite
+        self.taken: set[str] = set()
+
+    def _free(self, stem: str) -> bool:
+        return stem not in self.taken and (self.overwrite or not any(self.paths(stem)))
+
+    def paths(self, stem: str) -> list[Path]:
+        """The files of ``stem`` that exist."""
+        return [p for p in (self.out / f"{stem}{s}" for s in self.suffixes) if p.exists()]
+
+    def claim(self, input_path: str | os.PathLike) -> str:
+        """A stem for the outputs of ``input_path`` that no other output has."""
+        base = stem = Path(input_path).stem
+        k = 2
+        while not self._free(stem):
+            stem, k = f"{base}_{k}", k + 1
+        self.taken.add(stem)
+        return stem
+
+    @contextlib.contextmanager
+    def all_or_nothing(self, stem: str) -> Iterator[None]:
+        """On an error inside, remove whatever files of ``stem`` were written, then re-raise: an
+        input gets all its outputs or none."""
+        try:
+            yield
+        except BaseException:
+            for path in self.paths(stem):
+                path.unlink()
+            raise

@@ -94,3 +94,28 @@ def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsy
     assert cli.main(argv) == 0
     assert (tmp_path / "shift" / "checkpoint.pt").stat().st_mtime_ns == first  # reused, not retrained
     assert "[shift] reused" in capsys.readouterr().out
+
+
+def test_output_names_never_overwrite_and_an_input_gets_all_its_outputs_or_none(tmp_path):
+    from avscene.files import OutputNames
+
+    (tmp_path / "a_cam.json").write_text("{}")  # from an earlier run
+    names = OutputNames(tmp_path, ["_cam.mp4", "_cam.json"])
+    assert names.claim(tmp_path / "in" / "a.mkv") == "a_2"  # a_cam.json is taken on disk
+    assert names.claim(tmp_path / "in" / "a.mp4") == "a_3"  # a_2 is taken in this run
+    assert OutputNames(tmp_path, ["_cam.json"], overwrite=True).claim("a.mp4") == "a"
+    try:
+        with names.all_or_nothing("a_2"):
+            (tmp_path / "a_2_cam.mp4").write_text("half")
+            raise RuntimeError("the writer failed")
+    except RuntimeError:
+        pass
+    assert not (tmp_path / "a_2_cam.mp4").exists() and (tmp_path / "a_cam.json").exists()
+
+
+def test_a_folder_without_videos_is_an_error_not_an_empty_batch(tmp_path, capsys):
+    (tmp_path / "x.mp4").mkdir()
+    assert cli.main(["sync", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "none.pt")]) == cli.EXIT_ERROR
+    outcomes = cli._run_batch([tmp_path / "x.mp4"], lambda p: 1)
+    assert outcomes[0][2] and "folder with no video files" in outcomes[0][2]
+    assert "folder with no video files" in capsys.readouterr().err

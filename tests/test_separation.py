@@ -264,7 +264,7 @@ def test_outputs_have_the_inputs_rate_and_duration(tmp_path):
     result = separate_file(_tiny_net(), path, SeparateOptions(batch_size=4))
     assert result.sample_rate == 44100 and len(result.on) == original.n_samples
     written = write_separation(result, tmp_path / "out")
-    assert set(written) == {"on_wav", "off_wav", "on_mp4", "off_mp4", "spectrogram"}
+    assert set(written) == {"on_wav", "off_wav", "on_mp4", "off_mp4", "spectrogram", "json"}
     for kind in ("on", "off"):
         info = sf.info(str(written[f"{kind}_wav"]))
         assert info.samplerate == 44100 and info.frames == original.n_samples

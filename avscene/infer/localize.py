@@ -447,11 +447,14 @@ def localize_clip(model, frames: np.ndarray, audio: np.ndarray,
 
 # -- writers ---------------------------------------------------------------------------------------
 
+#: The files :func:`write_cam_outputs` makes for an input, by kind: ``<stem><suffix>``.
+CAM_OUTPUTS = {"video": "_cam.mp4", "map": "_cam.npy", "json": "_cam.json", "sheet": "_sheet.png"}
+
+
 def output_paths(name: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:
     """The files written for input ``name`` (its stem is used) in ``out_dir``."""
     stem, out = Path(name).stem, Path(out_dir)
-    return {"video": out / f"{stem}_cam.mp4", "map": out / f"{stem}_cam.npy",
-            "json": out / f"{stem}_cam.json", "sheet": out / f"{stem}_sheet.png"}
+    return {kind: out / f"{stem}{suffix}" for kind, suffix in CAM_OUTPUTS.items()}
 
 
 def overlay_thresholds(cam: np.ndarray, percentile: float = 97.0) -> tuple[float, float]:
@@ -497,13 +500,13 @@ def _read_span(path, k0: int, k1: int, fps: Fraction, rate: int, channels: int) 
     return clip.frames, np.pad(audio, ((0, want - len(audio)), (0, 0)))
 
 
-def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, model_name: str | None = None,
-                      network: dict | None = None, percentile: float = 97.0, max_alpha: float = 0.35,
-                      n_sheet: int = 6) -> dict[str, Path]:
+def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, name: str | None = None,
+                      model_name: str | None = None, network: dict | None = None, percentile: float = 97.0,
+                      max_alpha: float = 0.35, n_sheet: int = 6) -> dict[str, Path]:
     """Write ``<name>_cam.mp4`` (the original frames at their own size and rate with the heat map
     over them and the original sound), ``<name>_cam.npy`` (``result.cam``, float32 (T, H, W)),
     ``<name>_cam.json`` (per-frame peaks and metadata) and ``<name>_sheet.png`` (``n_sheet``
-    frames) for a result of :func:`localize_file`. ``network``: which network made the map and
+    frames) for a result of :func:`localize_file` (``name``: default the input's stem). ``network``: which network made the map and
     what it knows (:meth:`avscene.cards.NetworkId.to_dict` and its caveat), kept in the JSON. Every
     file is written atomically; the video is streamed in chunks of frames. Returns the paths by
     kind (see :func:`output_paths`)."""
@@ -513,7 +516,7 @@ def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, mod
 
     if result.path is None:
         raise ValueError("write_cam_outputs needs a result of localize_file (the video is re-read)")
-    paths = output_paths(result.path, out_dir)
+    paths = output_paths(name or result.path, out_dir)
     info = probe(result.path)
     rate, channels = int(info.sample_rate), min(int(info.channels or 2), 8)
     fps, (h, w), n = as_fps(result.fps), result.frame_hw, result.n_frames

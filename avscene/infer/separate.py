@@ -399,6 +399,10 @@ def separate_file(model: SeparationNet, path: str | os.PathLike, options: Separa
                             mask_box=box, ordered=not cfg.pit_loss)
 
 
+#: The files :func:`write_separation` may make for an input: ``<name><suffix>``.
+SEPARATION_OUTPUTS = ("_on.wav", "_off.wav", "_on.mp4", "_off.mp4", "_spectrogram.png", "_separation.json")
+
+
 def write_separation(result: SeparationResult, out_dir: str | os.PathLike, *, name: str | None = None,
                      video: str | os.PathLike | None = None, plot: bool = True,
                      network: dict | None = None) -> dict[str, Path]:
