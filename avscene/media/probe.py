@@ -178,8 +178,12 @@ def probe(path: str | os.PathLike, *, need_video: bool = False, need_audio: bool
     with open_input(path) as container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
+        silent_header = audio is not None and not audio.codec_context.channels
+        if silent_header:  # a header claiming 0 channels: no audio can be decoded from it
+            audio = None
         if video is None and audio is None:
-            raise MediaError(path, "has neither a video nor an audio stream")
+            raise MediaError(path, "its audio stream claims 0 channels, and it has no video stream" if silent_header
+                             else "has neither a video nor an audio stream")
         for needed, stream, wanted in (("video", video, need_video), ("audio", audio, need_audio)):
             if wanted and stream is None:
                 raise NoStreamError(path, f"has no {needed} stream")

@@ -268,10 +268,11 @@ def read_clip(
     with open_input(path) as container:
         vstream, astream = _streams(container, path, video=video, audio=audio)
         out_fps, out_rate, out_channels = _output_format(path, vstream, astream, fps, sample_rate, channels)
+        fresh = duration_s is not None  # else measuring the file's end has moved the demuxer
         n_frames, n_samples = _window_length(container, path, start_s, duration_s, out_fps, out_rate)
         start = Fraction(start_s).limit_denominator(10**9)
         return _decode_window(container, path, vstream, astream, start, out_fps, n_frames, size, fit,
-                              out_rate, out_channels, n_samples, threads)
+                              out_rate, out_channels, n_samples, threads, fresh=fresh)
 
 
 def _streams(container, path, *, video: bool, audio: bool):
@@ -335,7 +336,7 @@ _AUDIO_PREROLL_S = Fraction(1, 5)
 
 
 def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, size, fit,
-                   out_rate, out_channels, n_samples, threads) -> Clip:
+                   out_rate, out_channels, n_samples, threads, *, fresh: bool) -> Clip:
     if vstream is not None and threads != 1:
         vstream.thread_type = "AUTO"
     if vstream is not None and threads:
@@ -347,7 +348,8 @@ def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, 
     # seek come out wrong; decoding from _AUDIO_PREROLL_S earlier makes a window's samples the
     # same whether or not video is read with it.
     first_back = _AUDIO_PREROLL_S if astream is not None else Fraction(0)
-    for back_s in (first_back, 1.0, 5.0, None):
+    attempts = (first_back, 1.0, 5.0, None)
+    for back_s in attempts:
         seek_to = 0 if back_s is None else max(Fraction(0), start - Fraction(back_s))
         vwin = aw = None
         if vstream is not None:
@@ -358,10 +360,17 @@ def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, 
         try:
             if seek_to > 0:
                 anchor = vstream if vstream is not None else astream
-                container.seek(int(seek_to / anchor.time_base), stream=anchor, backward=True, any_frame=False)
-            elif back_s is None or start == 0:
+                try:
+                    container.seek(int(seek_to / anchor.time_base), stream=anchor, backward=True, any_frame=False)
+                except av.FFmpegError as err:
+                    raise MediaError(path, f"cannot seek to {float(seek_to):.3f} s in it ({_ffmpeg_reason(err)}; a "
+                                           "raw stream has no index): remux it into a container such as mp4") from None
+            elif back_s is not first_back or not fresh:
+                # A fresh container is read from its first packet, without a seek: a seek to 0 can
+                # land after packets stamped before 0 (Opus pre-skip, B-frame delay).
                 container.seek(0)
-            late = _demux_window(container, vwin, aw, vstream, astream, start)
+            # the last attempt reads from the start and takes what the streams have
+            late = _demux_window(container, vwin, aw, vstream, astream, start, accept_late=back_s is None)
         except av.FFmpegError as err:
             raise MediaError(path, f"corrupt or truncated media data ({_ffmpeg_reason(err)})") from None
         if not late or back_s is None:
@@ -371,12 +380,12 @@ def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, 
         frame_duration = 1 / (stream_fps(vstream) or out_fps)
         missing = vwin.finish(frame_duration)
         if missing or not vwin.out:
+            window = f"window {float(start):.3f}-{float(vwin.target_time(n_frames)):.3f} s"
+            if vwin.first_time is not None and vwin.first_time > start + Fraction(1, 1000):
+                raise ClipRangeError(path, f"its video starts at {float(vwin.first_time):.3f} s; the {window} needs "
+                                           f"video from {float(start):.3f} s: start the window later")
             end = float(vwin.prev[0] + frame_duration) if vwin.prev else 0.0
-            raise ClipRangeError(
-                path,
-                f"window {float(start):.3f}-{float(vwin.target_time(n_frames)):.3f} s runs past the end "
-                f"of the video ({end:.3f} s)",
-            )
+            raise ClipRangeError(path, f"{window} runs past the end of the video ({end:.3f} s)")
         frames = np.stack(vwin.out)  # (T, H, W, 3)
     else:
         frames = None
@@ -397,11 +406,14 @@ def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, 
                 start_s=float(start), path=os.fspath(path))
 
 
-def _demux_window(container, vwin, aw, vstream, astream, start) -> bool:
-    """Decode packets into the windows until both are full; True if the seek landed late."""
+def _demux_window(container, vwin, aw, vstream, astream, start, *, accept_late: bool = False) -> bool:
+    """Decode packets into the windows until both are full; True if the seek landed late (a
+    stream's first frame after the window's start although the stream has earlier ones), unless
+    ``accept_late``."""
     streams = [s for s in (vstream, astream) if s is not None]
     v_start = _stream_start(vstream)
     a_start = _stream_start(astream)
+    n_video = 0  # frames decoded: their times when the stream has none (raw H.264 elementary streams)
     for packet in container.demux(*streams):
         is_video = vstream is not None and packet.stream.index == vstream.index
         if is_video and vwin.done or (not is_video) and aw.done:
@@ -410,16 +422,18 @@ def _demux_window(container, vwin, aw, vstream, astream, start) -> bool:
             continue
         for frame in packet.decode():
             if is_video:
-                if frame.pts is None:
-                    continue
-                t = Fraction(frame.pts) * frame.time_base
-                if vwin.first_time is None and t > start and t > v_start + Fraction(1, 1000):
+                if frame.pts is not None:
+                    t = Fraction(frame.pts) * frame.time_base
+                else:
+                    t = Fraction(n_video) / (stream_fps(vstream) or 25)
+                n_video += 1
+                if vwin.first_time is None and t > start and t > v_start + Fraction(1, 1000) and not accept_late:
                     return True
                 vwin.add(frame, t)
             else:
                 if aw.first_time is None and frame.pts is not None:
                     t = Fraction(frame.pts) * frame.time_base
-                    if t > start and t > a_start + Fraction(1, 1000):
+                    if t > start and t > a_start + Fraction(1, 1000) and not accept_late:
                         return True
                 aw.add(frame)
         if (vwin is None or vwin.done) and (aw is None or aw.done):
