@@ -4,8 +4,6 @@ network of the synthetic world says, once per run, that it knows nothing of real
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -83,15 +81,9 @@ def test_calibration_lives_in_the_checkpoint(synthetic_run, tmp_path):
     assert read_calibration(ckpt, network.calibration) == pytest.approx(0.37)
 
 
-def _real_clip(name: str) -> Path:
-    folder = os.environ.get("AVSCENE_REAL_CLIPS")
-    if not folder:
-        pytest.skip("AVSCENE_REAL_CLIPS is not set")
-    return Path(folder) / name
-
-
-def test_a_synthetic_network_on_real_clips_warns_once_and_says_so_in_every_output(synthetic_run, tmp_path, capsys):
-    clips = [_real_clip("tennis_30fps_stereo44k.mp4"), _real_clip("ted_talk_25fps_mono16k.mp4")]
+def test_a_synthetic_network_on_real_clips_warns_once_and_says_so_in_every_output(synthetic_run, real_clips, tmp_path,
+                                                                                 capsys):
+    clips = [c for c in real_clips if c.name in ("tennis_30fps_stereo44k.mp4", "ted_talk_25fps_mono16k.mp4")]
     ckpt = str(synthetic_run / "checkpoint.pt")
     assert cli.main(["sync", *map(str, clips), "--model", ckpt, "--max-windows", "1", "--max-offset-s", "0.2",
                      "--json", str(tmp_path / "sync.json"), "--csv", str(tmp_path / "sync.csv")]) == 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,15 +186,8 @@ def imported_store(release, store):
     return store
 
 
-def _real_clip(name: str) -> Path:
-    folder = os.environ.get("AVSCENE_REAL_CLIPS")
-    if not folder:
-        pytest.skip("AVSCENE_REAL_CLIPS is not set")
-    return Path(folder) / name
-
-
-def test_commands_run_the_imported_networks_by_default_on_a_real_clip(imported_store, tmp_path, capsys):
-    clip = _real_clip("tennis_30fps_stereo44k.mp4")
+def test_commands_run_the_imported_networks_by_default_on_a_real_clip(imported_store, real_clips, tmp_path, capsys):
+    clip = next(c for c in real_clips if c.name == "tennis_30fps_stereo44k.mp4")
     out = tmp_path / "out"
     assert cli.main(["sync", str(clip), "--max-windows", "1", "--max-offset", "0.3",
                      "--json", str(out / "sync.json")]) == 0
