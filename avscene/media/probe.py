@@ -18,6 +18,7 @@ from typing import Iterator
 import av
 
 from avscene.media.errors import MediaError, NoStreamError
+from avscene.media.isolate import decodes_in_worker, tick
 
 #: Paths opened for reading in this process; the writers refuse to replace any of them.
 _INPUTS_SEEN: set[tuple[int, int]] = set()
@@ -34,6 +35,13 @@ def is_known_input(path: str | os.PathLike) -> bool:
         return _file_id(Path(path)) in _INPUTS_SEEN
     except OSError:
         return False
+
+
+def remember_input(path: str | os.PathLike) -> None:
+    """Count ``path`` as an input of this process (one that a worker process reads for it), so
+    that the writers refuse to replace it."""
+    with contextlib.suppress(OSError):
+        _INPUTS_SEEN.add(_file_id(Path(path)))
 
 
 def check_input_path(path: str | os.PathLike) -> Path:
@@ -152,6 +160,7 @@ def _scan_end_time(container: av.container.InputContainer, from_s: float) -> flo
     end = 0.0
     try:
         for packet in container.demux(*streams):
+            tick()
             if packet.pts is None or packet.time_base is None:
                 continue
             t = float((packet.pts + (packet.duration or 0)) * packet.time_base)
@@ -172,21 +181,47 @@ def measured_duration(container: av.container.InputContainer) -> float:
     return _scan_end_time(container, 0.0)
 
 
+def _usable(stream) -> bool:
+    """A stream FFmpeg has a decoder for (a damaged header can name no codec), and, for audio,
+    one whose header does not claim 0 channels."""
+    context = stream.codec_context
+    return context is not None and (stream.type != "audio" or bool(context.channels))
+
+
+def _unusable(container: av.container.InputContainer, kind: str) -> str:
+    """Why ``container`` has no usable ``kind`` ("video" or "audio") stream, in words."""
+    streams = getattr(container.streams, kind)
+    if not streams:
+        return f"no {kind} stream"
+    if any(s.codec_context is None for s in streams):
+        return f"no decoder for its {kind} stream's codec"
+    return f"its {kind} stream claims 0 channels"
+
+
+def usable_streams(container: av.container.InputContainer, path, *, need_video: bool = False,
+                   need_audio: bool = False) -> tuple[av.VideoStream | None, av.AudioStream | None]:
+    """The first usable (see :func:`_usable`) video and audio streams of ``container``, each None
+    when there is none; :class:`NoStreamError` naming ``path`` and why for one that is needed."""
+    found = []
+    for kind, needed in (("video", need_video), ("audio", need_audio)):
+        stream = next((s for s in getattr(container.streams, kind) if _usable(s)), None)
+        if needed and stream is None:
+            reason = _unusable(container, kind)
+            raise NoStreamError(path, f"has no {kind} stream" if reason == f"no {kind} stream" else
+                                f"has no usable {kind} stream ({reason})")
+        found.append(stream)
+    return found[0], found[1]
+
+
+@decodes_in_worker(remember_input)
 def probe(path: str | os.PathLike, *, need_video: bool = False, need_audio: bool = False) -> MediaInfo:
     """Describe the media file at ``path``; raises :class:`MediaError` if it is unusable, and
     :class:`NoStreamError` if it lacks a video (``need_video``) or audio (``need_audio``) stream."""
     with open_input(path) as container:
-        video = container.streams.video[0] if container.streams.video else None
-        audio = container.streams.audio[0] if container.streams.audio else None
-        silent_header = audio is not None and not audio.codec_context.channels
-        if silent_header:  # a header claiming 0 channels: no audio can be decoded from it
-            audio = None
+        video, audio = usable_streams(container, path, need_video=need_video, need_audio=need_audio)
         if video is None and audio is None:
-            raise MediaError(path, "its audio stream claims 0 channels, and it has no video stream" if silent_header
-                             else "has neither a video nor an audio stream")
-        for needed, stream, wanted in (("video", video, need_video), ("audio", audio, need_audio)):
-            if wanted and stream is None:
-                raise NoStreamError(path, f"has no {needed} stream")
+            raise MediaError(path, "has no usable video or audio stream ("
+                             + "; ".join(_unusable(container, kind) for kind in ("video", "audio")) + ")")
         duration = measured_duration(container)
         fields: dict = {}
         if video is not None:

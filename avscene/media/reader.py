@@ -34,9 +34,11 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from avscene.constants import as_fps, frame_to_sample, frames_in, seconds_to_frames, seconds_to_samples
-from avscene.media.errors import ClipRangeError, MediaError, NoStreamError
+from avscene.media.errors import ClipRangeError, MediaError
 from avscene.media.geometry import FITS, Fit, FitGeometry
-from avscene.media.probe import _ffmpeg_reason, layout_name, measured_duration, open_input, stream_fps
+from avscene.media.isolate import decodes_in_worker, tick
+from avscene.media.probe import (_ffmpeg_reason, layout_name, measured_duration, open_input, remember_input,
+                                  stream_fps, usable_streams)
 
 #: A window may run this far past the last frame / sample before it counts as beyond the end
 #: (containers often end their audio a few ms before the video's last frame does).
@@ -205,8 +207,18 @@ class _AudioWindow:
     def done(self) -> bool:
         return self.have >= self.n_samples
 
+    def _resample(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        try:
+            return self.resampler.resample(frame)
+        except ValueError:  # the stream changed its rate, layout or sample format mid-way
+            if frame is None:
+                raise
+            rest = self.resampler.resample(None)  # what the old setup still holds, then a new one
+            self.resampler = av.AudioResampler(format="flt", layout=layout_name(self.channels), rate=self.sample_rate)
+            return rest + self.resampler.resample(frame)
+
     def add(self, frame: av.AudioFrame | None) -> None:
-        for out in self.resampler.resample(frame):
+        for out in self._resample(frame):
             data = out.to_ndarray().reshape(-1, self.channels)  # packed flt: (n, C)
             if self.first_time is None:
                 t0 = Fraction(out.pts) * out.time_base if out.pts is not None else Fraction(frame.time or 0)
@@ -229,6 +241,7 @@ class _AudioWindow:
         return np.clip(audio, -1.0, 1.0, out=audio)  # (N, C)
 
 
+@decodes_in_worker(remember_input)
 def read_clip(
     path: str | os.PathLike,
     start_s: float = 0.0,
@@ -276,14 +289,9 @@ def read_clip(
 
 
 def _streams(container, path, *, video: bool, audio: bool):
-    """The first video and audio streams, each None when not asked for; raises NoStreamError
-    for one that is asked for and missing."""
-    vstream = container.streams.video[0] if container.streams.video else None
-    astream = container.streams.audio[0] if container.streams.audio else None
-    if video and vstream is None:
-        raise NoStreamError(path, "has no video stream")
-    if audio and astream is None:
-        raise NoStreamError(path, "has no audio stream")
+    """The first usable video and audio streams (:func:`~avscene.media.probe.usable_streams`), each
+    None when not asked for; raises NoStreamError for one that is asked for and missing."""
+    vstream, astream = usable_streams(container, path, need_video=video, need_audio=audio)
     return (vstream if video else None), (astream if audio else None)
 
 
@@ -302,6 +310,9 @@ def _output_format(path, vstream, astream, fps, sample_rate, channels
             raise MediaError(path, "audio stream has no readable sample rate")
         out_rate = int(sample_rate or src_rate)
         out_channels = int(channels or astream.codec_context.channels or 2)
+        if out_channels > 8:  # only a request can set 1..8 (checked); a header may claim any count
+            raise MediaError(path, f"its audio stream claims {out_channels} channels; a clip keeps at most 8: "
+                                   "ask for fewer (channels=2 mixes them to stereo)")
     return out_fps, out_rate, out_channels
 
 
@@ -394,7 +405,8 @@ def _decode_window(container, path, vstream, astream, start, out_fps, n_frames, 
         aw.add(None)  # flush the resampler
         short = n_samples - aw.have
         if short > int(_END_TOLERANCE_S * out_rate) or aw.first_time is None:
-            have_s = float(aw.first_time + Fraction(aw.have, out_rate)) if aw.first_time is not None else 0.0
+            # samples are counted from the window's start (silence before a late stream included)
+            have_s = float(start + Fraction(aw.have, out_rate)) if aw.first_time is not None else 0.0
             end_s = float(start + Fraction(n_samples, out_rate))
             raise ClipRangeError(
                 path, f"window {float(start):.3f}-{end_s:.3f} s runs past the end of the audio ({have_s:.3f} s)"
@@ -415,6 +427,7 @@ def _demux_window(container, vwin, aw, vstream, astream, start, *, accept_late: 
     a_start = _stream_start(astream)
     n_video = 0  # frames decoded: their times when the stream has none (raw H.264 elementary streams)
     for packet in container.demux(*streams):
+        tick()  # progress, for the stall timeout of a decode worker (avscene.media.isolate)
         is_video = vstream is not None and packet.stream.index == vstream.index
         if is_video and vwin.done or (not is_video) and aw.done:
             if (vwin is None or vwin.done) and (aw is None or aw.done):
@@ -438,6 +451,11 @@ def _demux_window(container, vwin, aw, vstream, astream, start, *, accept_late: 
                 aw.add(frame)
         if (vwin is None or vwin.done) and (aw is None or aw.done):
             break
+    else:
+        # The file ended with a stream that gave no frame after the seek: it landed past the last
+        # keyframe before the window (MPEG-TS has no index to seek by), which is landing late too.
+        ran_dry = (vwin is not None and vwin.first_time is None) or (aw is not None and aw.first_time is None)
+        return ran_dry and not accept_late
     return False
 
 
