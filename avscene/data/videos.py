@@ -14,7 +14,10 @@ from tqdm import tqdm
 from avscene.cards import videos_data
 from avscene.media import MediaError, MediaInfo, probe
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
+#: Suffixes of the files a folder's videos are found by (FFmpeg reads them all; the media layer
+#: decides, by content, whether one is usable).
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".ts", ".m2ts", ".mts", ".flv", ".mpg", ".mpeg",
+                  ".3gp", ".ogv", ".wmv")
 
 
 def find_videos(root: str | os.PathLike, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> list[Path]:
@@ -41,11 +44,15 @@ class VideoIndex:
         """What a network trained on these videos learnt from (its model card's)."""
         return training_data(self.videos)
 
-    def report(self) -> str:
-        """A short human summary: counts of usable and skipped files by reason."""
+    def report(self, max_files: int = 20) -> str:
+        """A short human summary: counts of usable and skipped files by reason, then the first
+        ``max_files`` skipped files, each with its reason."""
         lines = [f"{len(self.videos)} usable videos, {len(self.skipped)} skipped"]
         for reason, n in Counter(_reason_kind(r) for _, r in self.skipped).most_common():
             lines.append(f"  {n:5d} x {reason}")
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped[:max_files]]
+        if len(self.skipped) > max_files:
+            lines.append(f"  ... and {len(self.skipped) - max_files} more")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

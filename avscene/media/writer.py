@@ -21,7 +21,7 @@ import soundfile as sf
 from avscene.constants import as_fps
 from avscene.files import atomic_path
 from avscene.media.errors import MediaError
-from avscene.media.probe import check_input_path, is_known_input, layout_name, open_input
+from avscene.media.probe import check_input_path, is_known_input, layout_name, open_input, usable_streams
 from avscene.media.reader import read_clip
 
 #: Sample rates the AAC encoder accepts (Hz).
@@ -138,12 +138,21 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *, s
     return dest
 
 
+def audio_layout(path: str | os.PathLike) -> str | None:
+    """The channel layout (FFmpeg's name: "mono", "stereo", "5.1(side)", "7.1", or "N channels"
+    when the file names none) of the audio stream the readers use; None without one."""
+    with open_input(path) as container:
+        astream = usable_streams(container, path)[1]
+        return astream.layout.name if astream is not None else None
+
+
 def replace_audio(src: str | os.PathLike, dest: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
     """Write ``dest`` (mp4): the video stream of ``src`` as it is, with ``audio`` (float32
     (N, C) or (N,) in [-1, 1], clipped, at ``sample_rate`` Hz; sample 0 at the video's time 0)
     instead of ``src``'s sound. Rates AAC lacks are resampled to the next one up (21 kHz ->
-    22.05 kHz). Raises :class:`MediaError` if ``src`` has no video or its codec cannot go into
-    an mp4."""
+    22.05 kHz; above 96 kHz, 96 kHz). A video codec that mp4 cannot hold as it is (VP8), or
+    that this FFmpeg cannot copy (AV1 read by libdav1d), is re-encoded as H.264 at the same
+    times. Raises :class:`MediaError` if ``src`` has no video or it cannot be decoded."""
     src = check_input_path(src)
     dest = _check_output(dest)
     if dest.exists() and dest.samefile(src):
@@ -155,18 +164,48 @@ def replace_audio(src: str | os.PathLike, dest: str | os.PathLike, audio: np.nda
             raise MediaError(src, "has no video stream")
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
             try:
-                vout = out.add_stream_from_template(vin)
-            except (ValueError, av.FFmpegError) as err:
-                raise MediaError(src, f"its video codec cannot be copied into mp4 ({err})") from None
+                vout, copy = out.add_stream_from_template(vin), True
+            except (ValueError, av.FFmpegError):
+                vout, copy = _h264_stream_like(out, vin), False
             aout = out.add_stream("aac", rate=aac_rate(int(sample_rate)))
             aout.layout, aout.format = layout_name(audio.shape[1]), "fltp"
-            for packet in container.demux(vin):
-                if packet.dts is None:
-                    continue
-                packet.stream = vout
-                out.mux(packet)
+            (_copy_packets if copy else _encode_pictures)(container, vin, vout, out)
             _encode_audio(out, aout, audio, int(sample_rate))
     return dest
+
+
+def _copy_packets(container, vin, vout, out) -> None:
+    """Mux the packets of ``vin`` into ``vout`` as they are."""
+    for packet in container.demux(vin):
+        if packet.dts is None:
+            continue
+        packet.stream = vout
+        out.mux(packet)
+
+
+def _h264_stream_like(out, vin):
+    """An H.264 stream of ``vin``'s size (made even: 4:2:0) and time base."""
+    stream = out.add_stream("libx264", rate=vin.average_rate or vin.guessed_rate or 25)
+    ctx = vin.codec_context
+    stream.width, stream.height = ctx.width + ctx.width % 2, ctx.height + ctx.height % 2
+    stream.pix_fmt, stream.options = "yuv420p", {"crf": "18", "preset": "veryfast"}
+    stream.codec_context.time_base = vin.time_base
+    return stream
+
+
+def _encode_pictures(container, vin, vout, out) -> None:
+    """Decode ``vin`` and encode its pictures into ``vout`` (H.264) at their own times."""
+    try:
+        for frame in container.decode(vin):
+            pts = frame.pts if frame.pts is not None else frame.dts
+            if pts is None:
+                continue
+            picture = frame.reformat(width=vout.width, height=vout.height, format="yuv420p")
+            picture.pts, picture.time_base = pts, vin.time_base
+            out.mux(vout.encode(picture))
+        out.mux(vout.encode(None))
+    except av.FFmpegError as err:
+        raise MediaError(container.name, f"its video could not be re-encoded for the mp4 ({err})") from None
 
 
 def write_shifted_audio(src: str | os.PathLike, dest: str | os.PathLike, advance_s: float) -> Path:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from avscene.cards import UNKNOWN, ModelCard, combine_synthetic
 from avscene.checkpoints import load_checkpoint, read_card, save_checkpoint
-from avscene.files import write_csv, write_json
+from avscene.files import remove_stale_temporaries, write_csv, write_json
 from avscene.models.separation_net import SHIFT_INIT_KEY
 from avscene.train.runtime import Runtime, autocast, init_runtime, shutdown
 
@@ -239,10 +239,21 @@ class _Checkpointer:
                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                 "step": step, "log": self.log.rows, "rng_cpu": torch.get_rng_state(),
             })
-            self.log.write()
-            if self.log.rows:
-                _write_curves(self.log.out_dir, self.log.rows, f"{self.task.name} training")
+            self._write_log()
         self.runtime.barrier()
+
+    def _write_log(self) -> None:
+        self.log.write()
+        if self.log.rows:
+            _write_curves(self.log.out_dir, self.log.rows, f"{self.task.name} training")
+
+    def write_log_if_behind(self) -> None:
+        """Write the log and curves of the checkpoint when they are missing or older than it."""
+        names = ("log.json", "log.csv", "curves.png") if self.log.rows else ("log.json", "log.csv")
+        written = [self.log.out_dir / name for name in names]
+        if self.path.exists() and any(not p.is_file() or p.stat().st_mtime_ns < self.path.stat().st_mtime_ns
+                                      for p in written):
+            self._write_log()
 
 
 def _preset_of(task_name: str, model_config: dict[str, Any]) -> str | None:
@@ -365,11 +376,14 @@ def _fit(task: Task, cfg: TrainConfig, runtime: Runtime) -> Path:
     start_step = _resume(ckpt_path, cfg, model, opt, sched, log, device)
     if runtime.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir)  # a killed run's half-written checkpoint or log
         write_json(out_dir / "config.json", {"task": task.name, "model": task.model_config(),
                                              "train": dataclasses.asdict(cfg), "world_size": runtime.world_size})
     wrapped, run_model = _training_modules(task, model, cfg, runtime)
     checkpointer = _Checkpointer(ckpt_path, task, cfg, model, opt, sched, log, runtime)
     if start_step >= cfg.steps:
+        if runtime.is_main:
+            checkpointer.write_log_if_behind()  # killed between the last checkpoint and its log
         return ckpt_path
 
     batches = iter(_train_loader(task, cfg, start_step, runtime))

@@ -24,7 +24,7 @@ from avscene.constants import PAPER_FPS, PAPER_FULL_SIZE, PAPER_SAMPLE_RATE, as_
 from avscene.data.shards.format import (DEFAULT_CLIPS_PER_SHARD, MIN_SEGMENT_S, PLAN_NAME, REPORT_NAME, SAMPLE_MEMBERS,
                                         SEGMENT_S, SHARD_FORMAT, SHARD_NAME)
 from avscene.data.videos import VideoIndex, find_videos, index_videos
-from avscene.files import atomic_path, write_json
+from avscene.files import atomic_path, remove_stale_temporaries, write_json
 from avscene.media import MediaError, MediaInfo, read_clip
 from avscene.media.codecs import DEFAULT_JPEG_Q, encode_flac, encode_jpegs
 
@@ -296,6 +296,7 @@ def prepare_shards(
     files = find_videos(root)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # the shards a killed run was writing
 
     executor = _executor(workers)
     try:
