@@ -14,6 +14,7 @@ evaluation clips with it too and :mod:`avscene.data` must not import :mod:`avsce
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 import numpy as np
@@ -134,3 +135,46 @@ def model_device(model: torch.nn.Module) -> torch.device:
     """The device of ``model``'s parameters (the CPU for a model without any)."""
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")
+
+
+#: Arithmetic of inference: ``"fp32"``, or ``"bf16"`` autocast (convolutions in bfloat16 with
+#: float32 accumulation; the weights stay float32).
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`; a ValueError naming them otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+@contextlib.contextmanager
+def inference(model: torch.nn.Module, precision: str = "fp32"):
+    """Run ``model`` for inference: eval mode (BatchNorm on its moving statistics, restored
+    afterwards), ``torch.inference_mode`` (no autograd bookkeeping) and, for ``"bf16"``,
+    autocast on the model's device (CPU, CUDA and MPS alike)."""
+    device = model_device(model)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if check_precision(precision) == "bf16"
+                else contextlib.nullcontext())
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast:
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its 5-D (3-D conv) weights in ``torch.channels_last_3d`` memory order, in
+    place (same values; convolutions on video given in that order avoid layout conversions)."""
+    for param in model.parameters():
+        if param.dim() == 5:
+            param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
+
+
+def video_layout(video: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``video`` (B, C, T, H, W) in ``channels_last_3d`` order when asked (same values)."""
+    return video.contiguous(memory_format=torch.channels_last_3d) if channels_last else video

@@ -17,6 +17,10 @@ half; the fitted value is written next to the checkpoint (``sync_calibration.jso
 ``avscene sync`` picks it up.
 
     python benchmarks/offset.py [--model runs/bench/shift2/run/checkpoint.pt]
+
+Fast scans (issue 28) are judged on the same clips against the full scan: ``--step 4 --precision
+bf16 --name offset_step4_bf16`` scans coarse to fine (:class:`avscene.infer.sync.SyncOptions`)
+and writes its own results file; ``--no-calibration`` leaves the checkpoint as it is.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ def main() -> None:
     ap.add_argument("--duration-s", type=float, default=8.0)
     ap.add_argument("--hop-s", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--step", type=int, default=1, help="coarse step of the scan in frames (1: the full scan)")
+    ap.add_argument("--coarse-windows", type=int, default=4, help="windows of the coarse stage (with --step > 1)")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    ap.add_argument("--name", default="offset", help="results file name (benchmarks/results/NAME.json)")
+    ap.add_argument("--no-calibration", dest="calibrate", action="store_false",
+                    help="do not write the fitted temperature into the checkpoint")
     args = ap.parse_args()
 
     model = load_model(args.model, "cpu")
@@ -52,7 +62,8 @@ def main() -> None:
     config = SceneConfig(task="sync", fps=fps, sample_rate=model.config.sample_rate,
                          duration_s=args.duration_s, **SYNTHETIC_SYNC_WORLDS[args.world])
     scenes = ensure_dataset(args.out / "scenes", args.clips, args.seed + 30_000, config=config)
-    options = SyncOptions(max_offset_s=2.0, hop_s=args.hop_s, max_windows=None)
+    options = SyncOptions(max_offset_s=2.0, hop_s=args.hop_s, max_windows=None, step=args.step,
+                          coarse_windows=args.coarse_windows, precision=args.precision)
 
     rows, t0 = [], time.perf_counter()
     for i in range(args.clips):
@@ -69,9 +80,10 @@ def main() -> None:
     within = np.abs(errors) <= 1
     half = len(rows) // 2
     calib, held = rows[:half], rows[half:]
+    calib = [r for r in calib if (r["offsets"] == r["truth_frames"]).any()]  # a fast scan may skip the truth
     temperature = fit_temperature([r["scores"] for r in calib],
                                   [int(np.flatnonzero(r["offsets"] == r["truth_frames"])[0]) for r in calib])
-    conf = np.array([peak_confidence(r["scores"], temperature)[1] for r in held])
+    conf = np.array([peak_confidence(r["scores"], temperature, r["offsets"])[1] for r in held])
     correct = np.abs(np.array([r["error_frames"] for r in held])) <= 1
     bins = [0.0, 0.25, 0.5, 0.75, 0.9, 1.0001]
     reliability = []
@@ -81,7 +93,8 @@ def main() -> None:
             reliability.append({"confidence": [lo, min(hi, 1.0)], "clips": int(sel.sum()),
                                 "mean_confidence": round(float(conf[sel].mean()), 3),
                                 "accuracy": round(float(correct[sel].mean()), 3)})
-    write_calibration(args.model, temperature)
+    if args.calibrate:
+        write_calibration(args.model, temperature)
 
     by_offset = {}
     for r in rows:
@@ -90,7 +103,9 @@ def main() -> None:
     hist = {str(int(e)): int(c) for e, c in zip(*np.unique(np.clip(errors, -10, 10), return_counts=True))}
     result = {
         "model": str(args.model), "world": args.world, "clips": len(rows), "clip_duration_s": args.duration_s,
-        "scan": {"max_offset_s": 2.0, "hop_s": args.hop_s, "step": "1 frame at 29.97 fps"},
+        "scan": {"max_offset_s": 2.0, "hop_s": args.hop_s, "step": "1 frame at 29.97 fps",
+                 "coarse_step_frames": args.step, "coarse_windows": args.coarse_windows if args.step > 1 else None,
+                 "precision": args.precision},
         "within_1_frame": round(float(within.mean()), 4),
         "within_1_frame_interior_windows_only": round(float(np.mean(
             [abs(r["interior_error_frames"]) <= 1 for r in rows if r["interior_error_frames"] is not None])), 4),
@@ -109,7 +124,7 @@ def main() -> None:
     }
     print(f"within +-1 frame: {within.mean():.3f} of {len(rows)} clips (exact {result['exact']:.3f}); "
           f"temperature {temperature:.3f}")
-    write_result("offset", result)
+    write_result(args.name, result)
 
 
 if __name__ == "__main__":

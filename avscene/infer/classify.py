@@ -21,7 +21,7 @@ from avscene.data.action_clips import ActionSampling, read_action_clip, usable_f
 from avscene.data.labelled import LabelledVideo
 from avscene.data.shift_pairs import center_crop, frames_to_video
 from avscene.media import MediaError, probe
-from avscene.windows import model_device, plan_windows
+from avscene.windows import inference, model_device, plan_windows
 
 #: Videos up to this long whose clips overlap are decoded once, not once per clip (bounded
 #: memory: 15 s of 256 x 256 frames at 30 fps is about 90 MB).
@@ -83,15 +83,17 @@ def clip_starts(total_frames: int, n_frames: int, n_clips: int) -> list[int]:
     return plan_windows(max(total_frames, n_frames), n_frames, count=n_clips, align="cover")
 
 
-@torch.no_grad()
-def clip_probabilities(model, clips: Iterator[tuple[np.ndarray, np.ndarray]], crop: int, batch_size: int) -> np.ndarray:
-    """Softmax ``(n, K)`` of clips given as (uint8 (T, H, W, 3), float32 (N, C)) pairs."""
+def clip_probabilities(model, clips: Iterator[tuple[np.ndarray, np.ndarray]], crop: int, batch_size: int,
+                       precision: str = "fp32") -> np.ndarray:
+    """Softmax ``(n, K)`` of clips given as (uint8 (T, H, W, 3), float32 (N, C)) pairs, in eval
+    mode under ``torch.inference_mode`` (``precision``: see :func:`avscene.windows.inference`)."""
     device, out, frames_b, audio_b = model_device(model), [], [], []
 
     def flush():
         video = frames_to_video(torch.from_numpy(np.stack(frames_b)).to(device))  # (B, 3, T, crop, crop)
         audio = torch.from_numpy(np.stack(audio_b)).transpose(1, 2).to(device)  # (B, C, N)
-        out.append(torch.softmax(model(video, audio).float(), dim=1).cpu().numpy())
+        with inference(model, precision):
+            out.append(torch.softmax(model(video, audio).float(), dim=1).cpu().numpy())
         frames_b.clear()
         audio_b.clear()
 
@@ -136,7 +138,7 @@ def _result(model, probs: np.ndarray, starts: Sequence[int], path, top_k: int) -
 
 
 def classify_file(model, path: str | os.PathLike, *, n_clips: int = 10, top_k: int = 5,
-                  batch_size: int = 8) -> ClassifyResult:
+                  batch_size: int = 8, precision: str = "fp32") -> ClassifyResult:
     """Classify the media file at ``path`` with an :class:`~avscene.models.ActionNet` (eval mode
     is set here) by averaging ``n_clips`` uniformly spaced clips. Raises MediaError if the file
     has no video (no audio is fine: it is heard as silence)."""
@@ -147,12 +149,12 @@ def classify_file(model, path: str | os.PathLike, *, n_clips: int = 10, top_k: i
     video = LabelledVideo(info, -1)
     s = eval_sampling(model)
     starts = clip_starts(usable_frames(video, s.fps), s.n_frames, n_clips)
-    probs = clip_probabilities(model, file_clips(video, s, starts), s.crop_size, batch_size)
+    probs = clip_probabilities(model, file_clips(video, s, starts), s.crop_size, batch_size, precision)
     return _result(model, probs, starts, os.fspath(path), top_k)
 
 
 def classify_arrays(model, frames: np.ndarray, audio: np.ndarray | None = None, *, n_clips: int = 10,
-                    top_k: int = 5, batch_size: int = 8) -> ClassifyResult:
+                    top_k: int = 5, batch_size: int = 8, precision: str = "fp32") -> ClassifyResult:
     """Classify in-memory media already at the model's rates: ``frames`` uint8 (T, H, W, 3) at
     ``model.config.shift.fps`` with H, W >= the crop (centre-cropped), ``audio`` float32 (N, C)
     at its sample rate aligned with frame 0 (None: silence). A short video is looped."""
@@ -176,5 +178,5 @@ def classify_arrays(model, frames: np.ndarray, audio: np.ndarray | None = None, 
             seg[: len(part)] = part
             yield frames[t0 : t0 + n], seg
 
-    probs = clip_probabilities(model, clips(), s.crop_size, batch_size)
+    probs = clip_probabilities(model, clips(), s.crop_size, batch_size, precision)
     return _result(model, probs, starts, None, top_k)

@@ -61,9 +61,12 @@ import torch.nn.functional as F
 
 from avscene.constants import as_fps, frame_to_sample, frames_in, profile_fit
 from avscene.data.shift_pairs import frames_to_video
+from avscene.infer.spans import SpanReader
+from avscene.infer.similarity import is_two_tower, similarity_batch
 from avscene.media import ClipRangeError, MediaError, probe, read_clip
 from avscene.media.geometry import FITS, FitGeometry
-from avscene.windows import OverlapAdd, model_device, plan_windows
+from avscene.windows import (OverlapAdd, check_precision, inference, model_device, plan_windows, to_channels_last,
+                             video_layout)
 
 
 # -- options and results ---------------------------------------------------------------------------
@@ -82,6 +85,12 @@ class LocalizeOptions:
         spread evenly and the frames between them interpolated.
     max_map_bytes: memory budget of :attr:`LocalizeResult.cam`; a longer or larger video gets
         its map at a reduced resolution (``LocalizeResult.scale`` < 1).
+    out_size: height in pixels of the map (:attr:`LocalizeResult.cam`) and of the overlay video
+        :func:`write_cam_outputs` renders, the width keeping the frame's aspect (never larger
+        than the video); None: the video's own size. Smaller outputs decode, render and encode
+        faster; the peaks stay in original pixels.
+    precision: ``"fp32"`` or ``"bf16"`` (autocast) for the network; ``channels_last``: video in
+        ``channels_last_3d`` order (see :func:`avscene.windows.inference`).
     """
 
     fit: str | None = None
@@ -89,6 +98,9 @@ class LocalizeOptions:
     overlap: float = 0.5
     max_windows: int | None = None
     max_map_bytes: int = 1 << 30
+    out_size: int | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.fit is not None and self.fit not in FITS:
@@ -99,6 +111,9 @@ class LocalizeOptions:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or None, got {self.max_windows}")
+        if self.out_size is not None and self.out_size < 16:
+            raise ValueError(f"out_size must be >= 16 pixels or None, got {self.out_size}")
+        check_precision(self.precision)
 
     def fit_for(self, config) -> str:
         """``fit``, or (None) the one the model's weights expect for CAMs (its profile's)."""
@@ -107,6 +122,14 @@ class LocalizeOptions:
     def input_side(self, config) -> int:
         """Side of the square the frames are fitted to: ``size``, else the model's crop."""
         return self.size or config.crop_size
+
+    def output_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) of the map and the overlay for frames of ``frame_hw``: ``out_size``
+        high (the video's height at most), the width keeping the aspect ratio."""
+        h, w = frame_hw
+        if self.out_size is None or self.out_size >= h:
+            return int(h), int(w)
+        return self.out_size, max(1, round(w * self.out_size / h))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -138,6 +161,8 @@ class LocalizeResult:
     window_starts: tuple[int, ...]
     hop_frames: int
     model_config: dict
+    #: (height, width) of the overlay video (``LocalizeOptions.out_size``); None: ``frame_hw``.
+    out_hw: tuple[int, int] | None = None
 
     @property
     def n_frames(self) -> int:
@@ -200,24 +225,16 @@ class LocalizeResult:
 def cam_stride(config) -> tuple[int, int, int]:
     """(t, h, w) input steps between CAM cells of a :class:`~avscene.models.ShiftNet`: 8 frames
     (conv1, conv2_2, conv4_1 stride 2 in time) and 32 px, 16 px with ``cam=True``, 8 px with
-    ``fine_cam=True`` too. Cell ``(j, i, k)`` is centred on input frame ``8 j`` and pixel ``(s i, s k)``."""
+    ``fine_cam=True`` too. Cell ``(j, i, k)`` is centred on input frame ``8 j`` and pixel ``(s i, s k)``.
+    A two-tower correspondence net's config gives its own (``map_stride``)."""
+    if hasattr(config, "map_stride"):
+        return tuple(config.map_stride)
     spatial = 8 if config.fine_cam else 16 if config.cam else 32
     return (8, spatial, spatial)
 
 
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module):
-    """Run ``model`` in eval mode (BN on its moving statistics) and restore its mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
-def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
+def cam_batch(model, frames, audio, *, absolute: bool = True, precision: str = "fp32",
+              channels_last: bool = False) -> np.ndarray:
     """CAMs of a batch of clips, computed in eval mode (so one clip's map never depends on the
     others in the batch); the model's train/eval mode is restored afterwards.
 
@@ -228,8 +245,11 @@ def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
             ``N`` should be ``frame_to_sample(T)``: up to one frame of samples more or less is
             trimmed or padded with silence.
         absolute: the release's ``|CAM|`` (True) or the signed map.
+        precision, channels_last: see :func:`avscene.windows.inference`.
     Returns: float32 (B, T', h, w), T' = ceil(T / 8), cells as :func:`cam_stride` says.
     """
+    if is_two_tower(model):  # correspondence nets: similarity maps, already signed in [-1, 1]
+        return similarity_batch(model, frames, audio)
     if not hasattr(model, "cam"):
         raise ValueError("localization needs a shift network (a model with a `cam` method)")
     cfg = model.config
@@ -245,18 +265,20 @@ def cam_batch(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
         raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
     audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
     device = model_device(model)
-    video = frames_to_video(frames.to(device))  # (B, 3, T, H, W)
-    with eval_mode(model):
+    video = video_layout(frames_to_video(frames.to(device)), channels_last)  # (B, 3, T, H, W)
+    with inference(model, precision):
         cam = model.cam(video, audio.permute(0, 2, 1).to(device))  # (B, T', h, w)
     cam = cam.float()
     return (cam.abs() if absolute else cam).cpu().numpy()
 
 
-def cam_clip(model, frames, audio, *, absolute: bool = True) -> np.ndarray:
+def cam_clip(model, frames, audio, *, absolute: bool = True, precision: str = "fp32",
+             channels_last: bool = False) -> np.ndarray:
     """CAM of one clip: frames uint8 (T, crop, crop, 3), audio float32 (N, C) -> float32
     (T', h, w) (see :func:`cam_batch`). For a time-averaged map on the clip's own pixels:
     ``cam_to_frame(cam_clip(...).mean(0), frame_hw, model.config, fit=...)``."""
-    return cam_batch(model, np.asarray(frames)[None], np.asarray(audio)[None], absolute=absolute)[0]
+    return cam_batch(model, np.asarray(frames)[None], np.asarray(audio)[None], absolute=absolute,
+                     precision=precision, channels_last=channels_last)[0]
 
 
 def fit_frames(frames: np.ndarray, size: int, fit: str = "crop") -> np.ndarray:
@@ -327,10 +349,12 @@ def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, o
     n = model.config.n_frames
     hop = max(1, round(n * (1 - options.overlap)))
     starts = plan_windows(n_model_frames, n, hop, max_windows=options.max_windows, align="cover")
+    if options.channels_last:
+        to_channels_last(model)
     blend = cam_shape = None
     for start in starts:
         frames, audio = window_at(start)
-        cam = cam_clip(model, frames, audio)  # (T', h, w)
+        cam = cam_clip(model, frames, audio, precision=options.precision, channels_last=options.channels_last)  # (T', h, w)
         if blend is None:
             blend, cam_shape = OverlapAdd((len(times), *cam.shape[1:])), cam.shape
         local = times - start  # (K,) the output frames in the window's model frames
@@ -369,9 +393,9 @@ def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) 
     cfg = model.config
     geometry = FitGeometry.of(frame_hw, options.input_side(cfg), options.fit_for(cfg))
     stride = cam_stride(cfg)
-    n, (h, w) = len(cells), frame_hw
-    scale = min(1.0, math.sqrt(options.max_map_bytes / max(1, n * h * w * 4)))
-    map_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    n, (h, w), (out_h, out_w) = len(cells), frame_hw, options.output_hw(frame_hw)
+    scale = min(1.0, math.sqrt(options.max_map_bytes / max(1, n * out_h * out_w * 4)))
+    map_hw = (max(1, round(out_h * scale)), max(1, round(out_w * scale)))
     ay, ax = _grid_weights(geometry, stride[1:], cells.shape[1:], map_hw)
     cam = np.empty((n, *map_hw), np.float32)
     peaks = np.full((n, 3), np.nan, np.float32)
@@ -389,7 +413,7 @@ def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) 
         path=path, fps=fps, frame_hw=(int(h), int(w)), cam=cam, scale=map_hw[0] / h, peaks=peaks,
         cells=cells, geometry=geometry, cam_stride=stride, cam_shape=cam_shape, model_fps=cfg.fps,
         window_frames=cfg.n_frames, window_starts=tuple(int(s) for s in starts), hop_frames=hop,
-        model_config=cfg.to_dict() if hasattr(cfg, "to_dict") else {})
+        model_config=cfg.to_dict() if hasattr(cfg, "to_dict") else {}, out_hw=(out_h, out_w))
 
 
 def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = LocalizeOptions()) -> LocalizeResult:
@@ -410,17 +434,18 @@ def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = Loc
     if n_model < n:
         raise ClipRangeError(path, f"too short for the model: {video_s:.2f} s, needs {float(n / fps_m):.2f} s")
 
-    def window_at(start: int):
-        # 1 us past the frame's instant, so float rounding never selects the frame before it
-        clip = read_clip(path, float(start / fps_m) + 1e-6, float(n / fps_m) + 1e-6, fps=fps_m,
-                         size=options.input_side(cfg), fit=options.fit_for(cfg), sample_rate=cfg.sample_rate,
-                         channels=cfg.audio_channels)
-        return clip.frames, clip.audio
+    side = options.input_side(cfg)
+    span = SpanReader(path, n_model, fps_m, cfg.sample_rate, side * side * 3, size=side, fit=options.fit_for(cfg),
+                      channels=cfg.audio_channels)
 
+    def window_at(start: int):  # overlapping windows come from one decode
+        frames, audio = span(start, start + n)
+        return frames, audio[: cfg.n_samples]
     times = np.arange(n_video) * float(fps_m / fps_v)  # video frame k in model frames
     cells, starts, hop, cam_shape = _blend(model, n_model, window_at, times, options)
     return _result(model, cells, fps_v, (info.height, info.width), options, starts, hop, cam_shape,
                    os.fspath(path))
+
 
 
 def localize_clip(model, frames: np.ndarray, audio: np.ndarray,
@@ -486,52 +511,60 @@ def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int,
     return out
 
 
-def _read_span(path, k0: int, k1: int, fps: Fraction, rate: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Original frames ``k0..k1`` and exactly the audio samples between their instants (silence
-    where the audio track has ended)."""
+def _read_span(path, k0: int, k1: int, fps: Fraction, rate: int, channels: int,
+               size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Original frames ``k0..k1`` (scaled by the decoder to ``size`` (H, W) when given) and
+    exactly the audio samples between their instants (silence where the audio track has ended)."""
     start, duration = float(k0 / fps) + 1e-6, float((k1 - k0) / fps) + 1e-6
     want = frame_to_sample(k1, fps, rate) - frame_to_sample(k0, fps, rate)
+    fit = "squash" if size else "crop"  # the frame's own aspect: squash only scales
     try:
-        clip = read_clip(path, start, duration, fps=fps, sample_rate=rate, channels=channels)
+        clip = read_clip(path, start, duration, fps=fps, size=size, fit=fit, sample_rate=rate, channels=channels)
         audio = clip.audio[:want]
     except ClipRangeError:  # the audio ends before the video: read the picture alone
-        clip = read_clip(path, start, duration, fps=fps, audio=False)
+        clip = read_clip(path, start, duration, fps=fps, size=size, fit=fit, audio=False)
         audio = np.zeros((0, channels), np.float32)
     return clip.frames, np.pad(audio, ((0, want - len(audio)), (0, 0)))
 
 
 def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, name: str | None = None,
                       model_name: str | None = None, network: dict | None = None, percentile: float = 97.0,
-                      max_alpha: float = 0.35, n_sheet: int = 6) -> dict[str, Path]:
-    """Write ``<name>_cam.mp4`` (the original frames at their own size and rate with the heat map
-    over them and the original sound), ``<name>_cam.npy`` (``result.cam``, float32 (T, H, W)),
+                      max_alpha: float = 0.35, n_sheet: int = 6, background: bool = True) -> dict[str, Path]:
+    """Write ``<name>_cam.mp4`` (the original frames at their own rate, at ``result.out_hw`` (their
+    own size by default), with the heat map over them and the original sound; encoded on a
+    background thread while the next chunk is decoded and rendered, unless ``background`` is False), ``<name>_cam.npy`` (``result.cam``, float32 (T, H, W)),
     ``<name>_cam.json`` (per-frame peaks and metadata) and ``<name>_sheet.png`` (``n_sheet``
     frames) for a result of :func:`localize_file` (``name``: default the input's stem). ``network``: which network made the map and
     what it knows (:meth:`avscene.cards.NetworkId.to_dict` and its caveat), kept in the JSON. Every
     file is written atomically; the video is streamed in chunks of frames. Returns the paths by
     kind (see :func:`output_paths`)."""
     from avscene.files import atomic_path, write_json
+    from avscene.infer.background import in_background
     from avscene.media.writer import VideoWriter
     from avscene.report.plots import plot_cam_sheet
 
     if result.path is None:
         raise ValueError("write_cam_outputs needs a result of localize_file (the video is re-read)")
-    paths = output_paths(name or result.path, out_dir)
+    # ``name`` is the stem itself ("clip.v2" stays "clip.v2"); without it, the input's stem
+    paths = output_paths(f"{name}.mp4" if name else result.path, out_dir)
     info = probe(result.path)
     rate, channels = int(info.sample_rate), min(int(info.channels or 2), 8)
-    fps, (h, w), n = as_fps(result.fps), result.frame_hw, result.n_frames
+    fps, n = as_fps(result.fps), result.n_frames
+    h, w = result.out_hw or result.frame_hw
+    size = (h, w) if (h, w) != tuple(result.frame_hw) else None
     lo, hi = overlay_thresholds(result.cam, percentile)
     # Frames per chunk: ~128 MiB of uint8 pictures, at least 16 (each chunk is one seek + decode
     # from the previous keyframe, so tiny chunks would be slow), at most 512.
     chunk = int(np.clip((128 << 20) // (h * w * 3), 16, 512))
     sheet_at = sorted({int(round(i)) for i in np.linspace(0, n - 1, min(n_sheet, n))})
     sheet = {}
-    with VideoWriter(paths["video"], fps, (h, w), sample_rate=rate, channels=channels) as out:
+    with VideoWriter(paths["video"], fps, (h, w), sample_rate=rate, channels=channels) as out, \
+            (in_background(out.write, depth=1) if background else contextlib.nullcontext(out.write)) as write:
         for k0 in range(0, n, chunk):
             k1 = min(n, k0 + chunk)
-            frames, audio = _read_span(result.path, k0, k1, fps, rate, channels)
+            frames, audio = _read_span(result.path, k0, k1, fps, rate, channels, size)
             frames = render_overlay(result, frames, k0, lo, hi, max_alpha=max_alpha)
-            out.write(frames, audio)
+            write(frames, audio)
             sheet.update({k: frames[k - k0].copy() for k in sheet_at if k0 <= k < k1})  # not views of the chunk
     with atomic_path(paths["map"]) as tmp, open(tmp, "wb") as f:
         np.save(f, result.cam)

@@ -60,7 +60,8 @@ from avscene.media import ClipRangeError, NoStreamError, probe, read_clip
 from avscene.media.geometry import FitGeometry
 from avscene.models import SeparationNet
 from avscene.models.separation_net import DEFAULT_PHASE, PHASE_SOURCES, synthesize_sources
-from avscene.windows import OverlapAdd, model_device, plan_windows
+from avscene.windows import (OverlapAdd, check_precision, inference, model_device, plan_windows, to_channels_last,
+                             video_layout)
 
 #: Level windows are brought to before separation (RMS over all channels): the expected RMS of
 #: a training mixture of two sources at RMS 0.1 (the release's ``input_rms``).
@@ -78,7 +79,9 @@ class SeparateOptions:
     the mixture's phase, the default: see :data:`~avscene.models.separation_net.PHASE_SOURCES`)
     or ``"pred"`` (the predicted phase, the release's default). ``input_rms`` None: no levelling.
     ``fit``: how :func:`separate_file` fits frames to the model's square input; None: the one the
-    model's weights expect (its shift net's profile)."""
+    model's weights expect (its shift net's profile). ``precision`` ``"bf16"``: the network under
+    bf16 autocast (the spectrogram and its inverse stay float32); ``channels_last``: video in
+    ``channels_last_3d`` order (see :func:`avscene.windows.inference`)."""
 
     mask: str | Box | None = None
     hop_frames: int | None = None
@@ -86,6 +89,8 @@ class SeparateOptions:
     phase: str = DEFAULT_PHASE
     input_rms: float | None = DEFAULT_INPUT_RMS
     fit: str | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self):
         if self.phase not in PHASE_SOURCES:
@@ -94,6 +99,7 @@ class SeparateOptions:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.hop_frames is not None and self.hop_frames < 1:
             raise ValueError(f"hop_frames must be >= 1, got {self.hop_frames}")
+        check_precision(self.precision)
         if self.mask is not None and not isinstance(self.mask, str):
             object.__setattr__(self, "mask", tuple(float(v) for v in self.mask))
 
@@ -221,12 +227,10 @@ def last_window_start(n_samples: int, model: SeparationNet) -> int:
 WindowInputs = Callable[[Sequence[int]], tuple[np.ndarray | None, np.ndarray, np.ndarray]]
 
 
-@torch.no_grad()
 def _separate_windows(model: SeparationNet, n_samples: int, inputs: WindowInputs, options: SeparateOptions
                       ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
     """Run every window and cross-fade: returns on, off float32 (n_samples,) at the model's rate,
     the window starts (frames) and the hop (frames)."""
-    model.eval()
     cfg = model.config
     fps, rate = cfg.shift.fps, cfg.shift.sample_rate
     hop = options.hop_frames or max(1, cfg.n_frames // 2)
@@ -237,9 +241,12 @@ def _separate_windows(model: SeparationNet, n_samples: int, inputs: WindowInputs
     # windows of n_frames every hop from 0, the last one starting where its output reaches the end
     starts = plan_windows(last_window_start(n_samples, model) + cfg.n_frames, cfg.n_frames, hop, align="start")
     blend = OverlapAdd((2, n_samples), axis=-1)
+    if options.channels_last:
+        to_channels_last(model)
     for b0 in range(0, len(starts), options.batch_size):
         batch = starts[b0 : b0 + options.batch_size]
-        waves = _separate_batch(model, *inputs(batch), options)  # (B, 2, L)
+        with inference(model):  # float32 here; the network alone is autocast (_separate_batch)
+            waves = _separate_batch(model, *inputs(batch), options)  # (B, 2, L)
         for wave, f in zip(waves, batch):
             a = frame_to_sample(f, fps, rate)
             end = min(a + length, n_samples)
@@ -267,7 +274,9 @@ def _separate_batch(model: SeparationNet, frames: np.ndarray | None, audio: np.n
     video = None
     if cfg.uses_video:
         video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames)).to(device))  # (B, 3, T, H, W)
-    pred = model(video, mix).float()  # (B, 2, 2, F, T)
+        video = video_layout(video, options.channels_last)
+    with inference(model, options.precision):
+        pred = model(video, mix).float()  # (B, 2, 2, F, T)
     waves = synthesize_sources(pred, output_length(model), cfg.spectrogram,
                                mixture=mix if options.phase == "mixture" else None)
     waves = waves.double().cpu().numpy()  # (B, 2, L)
@@ -432,5 +441,26 @@ def write_separation(result: SeparationResult, out_dir: str | os.PathLike, *, na
         paths["spectrogram"] = plot_separation(result.mixture, result.on, result.off, result.sample_rate,
                                                out / f"{name}_spectrogram.png", title=name, labels=labels)
     paths["json"] = write_json(out / f"{name}_separation.json",
-                               {**result.to_dict(), **(network or {}), "files": {k: p.name for k, p in paths.items()}})
+                               {**result.to_dict(), **(network or {}), "audio": _audio_record(result, src, paths),
+                                "files": {k: p.name for k, p in paths.items()}})
     return paths
+
+
+def _audio_record(result: SeparationResult, src: str | os.PathLike | None, paths: dict[str, Path]) -> dict:
+    """What the outputs did with the input's sound: its channels and layout, the mono estimates
+    made from its downmix, and the rates of the wav and mp4 files (and why they differ)."""
+    from avscene.media.writer import aac_rate, audio_layout
+
+    rate, channels = result.sample_rate, int(result.mixture.shape[1]) if result.mixture.ndim == 2 else 1
+    record = {"input": {"channels": channels, "layout": audio_layout(src) if src is not None else None,
+                        "sample_rate": rate},
+              "estimates": {"channels": 1, "how": f"the network hears the input's {channels} channel(s) downmixed by "
+                                                  "their layout (libswresample) and estimates one mono on-screen and "
+                                                  "one mono off-screen track; the wav and mp4 files hold them mono"},
+              "wav_sample_rate": rate}
+    if "on_mp4" in paths:
+        record["mp4_sample_rate"] = aac_rate(rate)
+        if aac_rate(rate) != rate:
+            record["mp4_note"] = (f"AAC has no {rate} Hz mode: the mp4's sound is stored at {aac_rate(rate)} Hz; "
+                                  f"the wav keeps the input's {rate} Hz")
+    return record

@@ -17,6 +17,13 @@ of 0.962 of the 104 benchmark clips within one frame, against 0.952 (same scans)
 video too short for any window to reach an offset scores it on the zero-padded audio. The
 confidence is the softmax probability mass of the scan within one frame of its peak, at a
 temperature calibrated on held-out data (``benchmarks/offset.py``).
+
+Speed (``benchmarks/inference.py``). Early fusion makes the fused trunk run once per window and
+offset; what does not depend on the offset runs once: the visual stem per window, the audio
+branch per track (shared by the windows that hear the same stretch of audio). ``step`` > 1 scans
+coarse to fine (:class:`SyncOptions`): with ``step=4`` a 4.2 s paper window at +-2 s scores 31
+coarse offsets on 4 windows, then about 11 offsets per window instead of 121. ``scan=False``
+scores offset 0 alone. ``precision="bf16"`` autocasts the network.
 """
 
 from __future__ import annotations
@@ -31,15 +38,26 @@ import torch
 
 from avscene.constants import frame_to_sample, frames_in, profile_fit
 from avscene.data.shift_pairs import frames_to_video
-from avscene.media import ClipRangeError, probe, read_clip
+from avscene.infer.spans import SpanReader
+from avscene.media import ClipRangeError, probe
 from avscene.models import ShiftNet
-from avscene.windows import model_device, plan_windows
+from avscene.windows import check_precision, inference, model_device, plan_windows, to_channels_last, video_layout
 
 
 @dataclasses.dataclass(frozen=True)
 class SyncOptions:
     """How to scan. ``hop_s`` None: windows one clip apart; ``max_windows`` bounds the work on
-    long videos (windows are then spread evenly over the video)."""
+    long videos (windows are then spread evenly over the video).
+
+    The scan (see :func:`scan_plan`): ``step`` 1 scores every whole-frame offset in
+    ``[-max_offset_s, max_offset_s]`` on every window (the full scan). ``step`` > 1 scans coarse
+    to fine: every ``step``-th offset on ``coarse_windows`` windows spread over the video (None:
+    all), then every offset within ``step // 2`` of the ``refine`` best coarse peaks on every
+    window; the verdict comes from those fine offsets only. ``scan`` False scores offset 0 alone,
+    one pass per window: the probability that the video is in sync as it is, no offset.
+    ``precision`` ``"bf16"`` autocasts the network; ``channels_last`` lays video out
+    channels-last (faster convolutions on some CPUs and GPUs).
+    """
 
     max_offset_s: float = 2.0
     hop_s: float | None = None
@@ -48,6 +66,21 @@ class SyncOptions:
     #: How frames meet the model's square; None: the one its weights expect (its profile's).
     fit: str | None = None
     chunk: int = 32
+    step: int = 1
+    refine: int = 2
+    coarse_windows: int | None = 4
+    scan: bool = True
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_offset_s < 0:
+            raise ValueError(f"max_offset_s must be >= 0, got {self.max_offset_s}")
+        if self.step < 1 or self.refine < 1 or self.chunk < 1:
+            raise ValueError(f"step, refine and chunk must be >= 1, got {self.step}, {self.refine}, {self.chunk}")
+        if self.coarse_windows is not None and self.coarse_windows < 1:
+            raise ValueError(f"coarse_windows must be >= 1 or None, got {self.coarse_windows}")
+        check_precision(self.precision)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +108,8 @@ class SyncResult:
     offset_frames: int
     confidence: float
     windows: tuple[WindowScan, ...]
+    #: False for ``scan=False``: offset 0 alone was scored, ``offset_frames`` says nothing.
+    scanned: bool = True
 
     @property
     def offset_s(self) -> float:
@@ -82,6 +117,8 @@ class SyncResult:
 
     def describe(self) -> str:
         """One human sentence with units and sign."""
+        if not self.scanned:
+            return f"P(aligned as is) {self.aligned_probability:.2f}; {len(self.windows)} window(s); offsets not scanned"
         frames = abs(self.offset_frames)
         if frames == 0:
             where = "in sync"
@@ -100,6 +137,7 @@ class SyncResult:
             "sign": "positive = audio lags video (advance the audio to fix)",
             "confidence": round(self.confidence, 4),
             "aligned_probability": round(self.aligned_probability, 4),
+            "scanned": self.scanned,
             "windows": [{"start_s": round(w.start_s, 4), "offset_frames": w.offset_frames,
                          "scored_offsets_frames": [int(self.offsets_frames[w.valid].min()),
                                                    int(self.offsets_frames[w.valid].max())],
@@ -110,12 +148,15 @@ class SyncResult:
         }
 
 
-def peak_confidence(scores: np.ndarray, temperature: float) -> tuple[int, float]:
-    """Index of the best score and the softmax mass within one step of it."""
+def peak_confidence(scores: np.ndarray, temperature: float, offsets: np.ndarray | None = None) -> tuple[int, float]:
+    """Index of the best score and the softmax mass within one step of it (within one frame of
+    its offset when the scanned ``offsets`` (K,) are given: a coarse-to-fine scan skips some)."""
     z = scores / temperature
     p = np.exp(z - z.max())
     p /= p.sum()
     best = int(np.argmax(scores))
+    if offsets is not None:
+        return best, float(p[np.abs(offsets - offsets[best]) <= 1].sum())
     return best, float(p[max(0, best - 1) : best + 2].sum())
 
 
@@ -150,9 +191,21 @@ def read_calibration(checkpoint: str | os.PathLike, calibration: dict | None = N
     return float(data["temperature"])
 
 
-@torch.no_grad()
+def audio_tracks(audio: np.ndarray, offsets: np.ndarray, audio_origin_frame: int, config) -> np.ndarray:
+    """The model-length tracks a window hears at each offset: float32 (K, C, N) from ``audio``
+    (M, C), whose sample 0 is at frame ``audio_origin_frame`` relative to the window's first
+    frame (negative: before it); silence where the audio has none."""
+    n_samples = config.n_samples
+    tracks = np.zeros((len(offsets), config.audio_channels, n_samples), np.float32)  # (K, C, N)
+    for i, d in enumerate(offsets):
+        start = frame_to_sample(int(d) - audio_origin_frame, config.fps, config.sample_rate)
+        seg = audio[max(0, start) : max(0, start + n_samples)]  # empty when wholly outside the audio
+        tracks[i, :, max(0, -start) : max(0, -start) + len(seg)] = seg.T
+    return tracks
+
+
 def scan_window(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, offsets: np.ndarray,
-                audio_origin_frame: int, *, chunk: int = 32) -> np.ndarray:
+                audio_origin_frame: int, *, chunk: int = 32, precision: str = "fp32") -> np.ndarray:
     """Logits for one window.
 
     Args:
@@ -163,51 +216,154 @@ def scan_window(model: ShiftNet, frames: np.ndarray, audio: np.ndarray, offsets:
         offsets: (K,) offsets in frames.
     Returns: (K,) logits.
     """
-    cfg = model.config
-    device = model_device(model)
-    n_samples = cfg.n_samples
-    tracks = np.zeros((len(offsets), cfg.audio_channels, n_samples), np.float32)  # (K, C, N)
-    for i, d in enumerate(offsets):
-        start = frame_to_sample(int(d) - audio_origin_frame, cfg.fps, cfg.sample_rate)
-        seg = audio[max(0, start) : max(0, start + n_samples)]  # empty when wholly outside the audio
-        tracks[i, :, max(0, -start) : max(0, -start) + len(seg)] = seg.T
-    video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames))[None].to(device))  # (1, 3, T, H, W)
-    logits = model.score_audios(video, torch.from_numpy(tracks).to(device), chunk=chunk)  # (K,)
-    return logits.float().cpu().numpy()
+    with inference(model, precision):
+        return _WindowScorer(model, frames, audio, audio_origin_frame, 0, {}, chunk).scores(offsets)
 
 
-def _combine(windows: list[WindowScan], offsets: np.ndarray, fps: Fraction, path, temperature: float) -> SyncResult:
-    logits = np.stack([w.scores for w in windows])  # (W, K)
-    valid = np.stack([w.valid for w in windows])  # (W, K)
+class _WindowScorer:
+    """Scores one window at any offsets, keeping what does not depend on the offset: the visual
+    stem's output (computed once) and, shared between windows through ``feature_cache``, the
+    audio branch's features of each track, keyed by the track's first frame in the video (two
+    windows that hear the same stretch of audio compute its features once). Models without
+    ShiftNet's split (``stem``/``audio_features``/``score_features``) are scored through
+    ``score_audios``. Call inside :func:`avscene.windows.inference`."""
+
+    def __init__(self, model, frames: np.ndarray, audio: np.ndarray, origin: int, start: int,
+                 feature_cache: dict, chunk: int, channels_last: bool = False):
+        self.model, self.audio, self.origin, self.start = model, audio, origin, start
+        self.cache, self.chunk = feature_cache, chunk
+        device = model_device(model)
+        video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames))[None].to(device))  # (1, 3, T, H, W)
+        video = video_layout(video, channels_last)
+        self.split = all(hasattr(model, name) for name in ("stem", "audio_features", "score_features"))
+        # keep the stem's output, not the video (1/12 of its size for the paper preset)
+        self.stem = model.stem(video) if self.split else None  # (1, w, T_v, H_v, W_v)
+        self.video = None if self.split else video
+        self.scored: dict[int, float] = {}  # logits by offset: the fine stage re-asks coarse ones
+
+    def scores(self, offsets: np.ndarray) -> np.ndarray:
+        """(K,) float32 logits of the window heard at ``offsets`` (K,) frames."""
+        new = np.array([d for d in offsets if int(d) not in self.scored], np.int64)
+        if len(new):
+            self.scored.update(zip(new.tolist(), self._score(new).tolist()))
+        return np.array([self.scored[int(d)] for d in offsets], np.float32)
+
+    def _score(self, offsets: np.ndarray) -> np.ndarray:
+        cfg, device = self.model.config, model_device(self.model)
+        if not self.split:
+            tracks = torch.from_numpy(audio_tracks(self.audio, offsets, self.origin, cfg)).to(device)  # (K, C, N)
+            return self.model.score_audios(self.video, tracks, chunk=self.chunk).float().cpu().numpy()
+        keys = [self.start + int(d) for d in offsets]  # each track's first frame in the video
+        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        if missing:
+            tracks = torch.from_numpy(audio_tracks(self.audio, offsets[missing], self.origin, cfg)).to(device)
+            for j in range(0, len(missing), self.chunk):
+                features = self.model.audio_features(tracks[j : j + self.chunk], self.stem.shape[2])  # (k, C_a, T_v)
+                self.cache.update({keys[i]: f for i, f in zip(missing[j : j + self.chunk], features)})
+        features = torch.stack([self.cache[key] for key in keys])  # (K, C_a, T_v)
+        return self.model.score_features(self.stem, features, chunk=self.chunk).float().cpu().numpy()
+
+
+def scan_plan(max_offset: int, step: int) -> tuple[np.ndarray, int]:
+    """The coarse offsets (every ``step``-th whole frame in ``[-max_offset, max_offset]``, 0 and
+    both ends included) and the radius refined around a coarse peak (``step // 2``: every offset
+    is then within the radius of a coarse one)."""
+    if step <= 1:
+        return np.arange(-max_offset, max_offset + 1), 0
+    half = np.arange(0, max_offset + 1, step)
+    coarse = np.unique(np.concatenate([-half, half, [-max_offset, max_offset]]))
+    return coarse, step // 2
+
+
+def _masked_mean(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(K,) mean of (W, K) ``scores`` over the windows where ``valid``; over all where none is."""
     counts = valid.sum(0)  # (K,)
-    scores = np.where(counts > 0, (logits * valid).sum(0) / np.maximum(counts, 1), logits.mean(0))  # (K,)
-    best, confidence = peak_confidence(scores, temperature)
+    return np.where(counts > 0, (scores * valid).sum(0) / np.maximum(counts, 1), scores.mean(0))
+
+
+def _fine_offsets(coarse: np.ndarray, scores: np.ndarray, radius: int, n_peaks: int, max_offset: int) -> np.ndarray:
+    """Every offset within ``radius`` of the ``n_peaks`` best local maxima of the coarse scan."""
+    padded = np.concatenate([[-np.inf], scores, [-np.inf]])
+    peaks = np.flatnonzero((scores >= padded[:-2]) & (scores >= padded[2:]))  # local maxima
+    best = peaks[np.argsort(-scores[peaks], kind="stable")[:n_peaks]]
+    fine = np.unique(np.concatenate([np.arange(c - radius, c + radius + 1) for c in coarse[best]]))
+    return fine[np.abs(fine) <= max_offset]
+
+
+def _combine(windows: list[WindowScan], offsets: np.ndarray, fps: Fraction, path, temperature: float,
+             scanned: bool = True) -> SyncResult:
+    logits = np.stack([w.scores for w in windows])  # (W, K)
+    scores = _masked_mean(logits, np.stack([w.valid for w in windows]))  # (K,)
+    best, confidence = peak_confidence(scores, temperature, offsets)
     zero = int(np.flatnonzero(offsets == 0)[0])
     aligned = float(np.mean([1 / (1 + math.exp(-float(w.scores[zero]))) for w in windows]))
     return SyncResult(path=path, fps=fps, offsets_frames=offsets, scores=scores, aligned_probability=aligned,
-                      offset_frames=int(offsets[best]), confidence=confidence, windows=tuple(windows))
+                      offset_frames=int(offsets[best]), confidence=confidence, windows=tuple(windows),
+                      scanned=scanned)
 
 
 def _scan_windows(model: ShiftNet, total_frames: int, window_at, options: SyncOptions, path) -> SyncResult:
-    """Plan windows over ``total_frames``, scan each, combine. ``window_at(t0, margin)`` returns
-    ``(frames, audio, audio_origin_frame)`` for the window starting at frame ``t0``."""
-    model.eval()
+    """Plan windows over ``total_frames``, scan them (coarse to fine when ``options.step`` > 1),
+    combine. ``window_at(t0, margin)`` returns ``(frames, audio, audio_origin_frame)`` for the
+    window starting at frame ``t0``."""
     cfg = model.config
     fps, n = cfg.fps, cfg.n_frames
-    max_d = round(options.max_offset_s * fps)
-    offsets = np.arange(-max_d, max_d + 1)  # (K,)
+    max_d = round(options.max_offset_s * fps) if options.scan else 0
     hop = round(options.hop_s * fps) if options.hop_s else n
-    windows = []
-    for t0 in plan_windows(total_frames, n, hop, max_windows=options.max_windows, align="center"):
-        frames, audio, origin = window_at(t0, max_d)
-        scores = scan_window(model, frames, audio, offsets, origin, chunk=options.chunk)  # (K,)
-        valid = (t0 + offsets >= 0) & (t0 + offsets + n <= total_frames)  # (K,) audio inside the video
-        if not valid.any():
-            valid[:] = True
-        masked = np.where(valid, scores, -np.inf)
-        best, conf = peak_confidence(masked, options.temperature)
-        windows.append(WindowScan(float(t0 / fps), scores, valid, int(offsets[best]), conf))
-    return _combine(windows, offsets, fps, path, options.temperature)
+    starts = plan_windows(total_frames, n, hop, max_windows=options.max_windows, align="center")
+    if options.channels_last:
+        to_channels_last(model)
+    coarse, radius = scan_plan(max_d, options.step if options.scan else 1)
+    cache: dict = {}  # audio features by the first frame of their track, shared by the windows
+
+    def scorer(t0: int) -> _WindowScorer:
+        for key in [key for key in cache if key < t0 - max_d]:  # windows ascend: no later one hears these
+            del cache[key]
+        return _WindowScorer(model, *window_at(t0, max_d), t0, cache, options.chunk, options.channels_last)
+
+    with inference(model, options.precision):
+        if not radius:  # one window at a time: memory holds one window
+            offsets = coarse
+            windows = [_window_scan(scorer(t0).scores(offsets), t0, offsets, n, total_frames, fps, options)
+                       for t0 in starts]
+        else:  # up to HELD_WINDOWS windows keep their stem output between the stages; more are read again
+            held = len(starts) <= HELD_WINDOWS
+            scorers = [scorer(t0) for t0 in starts] if held else None
+            count = min(len(starts), options.coarse_windows or len(starts))
+            picked = [scorers[i] if held else scorer(starts[i]) for i in plan_windows(len(starts), 1, count=count)]
+            offsets = _fine_offsets_of(picked, coarse, radius, n, total_frames, max_d, options)
+            windows = [_window_scan(s.scores(offsets), s.start, offsets, n, total_frames, fps, options)
+                       for s in (scorers if held else map(scorer, starts))]
+    return _combine(windows, offsets, fps, path, options.temperature, scanned=options.scan)
+
+
+#: Windows whose visual stem outputs a coarse-to-fine scan keeps between its stages (paper
+#: preset: 6.4 MB each in fp32); a plan with more windows decodes them again for the fine stage.
+HELD_WINDOWS = 32
+
+
+def _fine_offsets_of(picked: list[_WindowScorer], coarse: np.ndarray, radius: int, n: int, total_frames: int,
+                     max_d: int, options: SyncOptions) -> np.ndarray:
+    """The fine offsets: the coarse offsets scored on the ``picked`` windows, averaged, and every
+    offset within ``radius`` of the ``refine`` best peaks, plus 0 (the aligned probability needs it)."""
+    scores = np.stack([s.scores(coarse) for s in picked])  # (W_c, K_c)
+    valid = np.stack([_valid(s.start, coarse, n, total_frames) for s in picked])  # (W_c, K_c)
+    fine = _fine_offsets(coarse, _masked_mean(scores, valid), radius, options.refine, max_d)
+    return np.union1d(fine, [0])
+
+
+def _valid(t0: int, offsets: np.ndarray, n: int, total_frames: int) -> np.ndarray:
+    """(K,) bool: the window at ``t0`` hears audio inside the video at each offset (all True when
+    it is inside at none, e.g. a video shorter than window plus offsets)."""
+    valid = (t0 + offsets >= 0) & (t0 + offsets + n <= total_frames)  # (K,)
+    return valid if valid.any() else np.ones_like(valid)
+
+
+def _window_scan(scores: np.ndarray, t0: int, offsets: np.ndarray, n: int, total_frames: int, fps: Fraction,
+                 options: SyncOptions) -> WindowScan:
+    valid = _valid(t0, offsets, n, total_frames)
+    best, conf = peak_confidence(np.where(valid, scores, -np.inf), options.temperature, offsets)
+    return WindowScan(float(t0 / fps), scores, valid, int(offsets[best]), conf)
 
 
 def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = SyncOptions()) -> SyncResult:
@@ -219,12 +375,13 @@ def sync_file(model: ShiftNet, path: str | os.PathLike, options: SyncOptions = S
     if total < n:
         raise ClipRangeError(path, f"too short for the model: {info.duration_s:.2f} s, needs {float(n / fps):.2f} s")
 
-    def window_at(t0: int, margin: int):
+    span = SpanReader(path, total, fps, cfg.sample_rate, cfg.crop_size ** 2 * 3, size=cfg.crop_size,
+                      fit=profile_fit(cfg.profile, options.fit), channels=cfg.audio_channels)
+
+    def window_at(t0: int, margin: int):  # nearby windows come from one decode
         span_start, span_end = max(0, t0 - margin), min(total, t0 + n + margin + 1)
-        clip = read_clip(path, float(span_start / fps), float((span_end - span_start) / fps) + 1e-6, fps=fps,
-                         size=cfg.crop_size, fit=profile_fit(cfg.profile, options.fit), sample_rate=cfg.sample_rate,
-                         channels=cfg.audio_channels)
-        return clip.frames[t0 - span_start : t0 - span_start + n], clip.audio, span_start - t0
+        frames, audio = span(span_start, span_end)
+        return frames[t0 - span_start : t0 - span_start + n], audio, span_start - t0
 
     return _scan_windows(model, total, window_at, options, os.fspath(path))
 

@@ -384,10 +384,11 @@ class ShiftNet(nn.Module):
 
     def _fused(self, v: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
         """Fusion + trunk on stem output ``v``; returns (conv3_2, conv5_2) maps."""
-        if self.config.use_sound:
-            a = self.audio(audio, v.shape[2])  # (B, C_a, T_v)
-        else:
-            a = v.new_zeros(v.shape[0], self.config.audio_fused_width, v.shape[2])  # (B, C_a, T_v)
+        return self._trunk(v, self.audio_features(audio, v.shape[2]))
+
+    def _trunk(self, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """Fusion + trunk on stem output ``v`` and audio features ``a`` (B, C_a, T_v) (see
+        :meth:`audio_features`); returns (conv3_2, conv5_2) maps."""
         x = self.merge(v, a)  # (B, w3, T_v, H_v, W_v)
         scale1 = self.stage3(x)  # (B, w3, T_v, H_v, W_v)
         x = self.stage4(scale1)  # (B, w4, T_v/2, H_v/2, W_v/2)
@@ -428,9 +429,25 @@ class ShiftNet(nn.Module):
         tracks ``audios`` (K, C, N): the visual stem runs once (an offset scan). Use in eval mode."""
         self._check(video, audios[:1])
         v = self.stem(video)  # (1, w, T_v, H_v, W_v)
+        features = torch.cat([self.audio_features(part, v.shape[2]) for part in audios.split(chunk)])
+        return self.score_features(v, features, chunk=chunk)  # (K,)
+
+    def audio_features(self, audio: Tensor, n_steps: int) -> Tensor:
+        """The audio branch up to the fusion point: ``(B, C_a, n_steps)`` features of ``audio``
+        (B, C, N) at the video feature rate (``n_steps`` = the stem's T_v); zeros when the
+        network is vision-only. They depend on the track alone, so an offset scan can compute a
+        track's features once and reuse them for every window that hears the same track."""
+        if self.config.use_sound:
+            return self.audio(audio, n_steps)  # (B, C_a, T_v)
+        return audio.new_zeros(audio.shape[0], self.config.audio_fused_width, n_steps)  # (B, C_a, T_v)
+
+    def score_features(self, stem: Tensor, features: Tensor, *, chunk: int = 16) -> Tensor:
+        """Logits ``(K,)`` of one clip's stem output ``stem`` (1, w, T_v, H_v, W_v) (``self.stem``)
+        fused with each of ``K`` audio feature maps ``features`` (K, C_a, T_v) from
+        :meth:`audio_features`: the part of an offset scan that early fusion makes run per track."""
         logits = []
-        for part in audios.split(chunk):
-            _, last_conv = self._fused(v.expand(part.shape[0], *v.shape[1:]), part)  # (k, w5, T', H', W')
+        for part in features.split(chunk):
+            _, last_conv = self._trunk(stem.expand(part.shape[0], *stem.shape[1:]), part)  # (k, w5, T', H', W')
             logits.append(self._cam(last_conv).mean(dim=(1, 2, 3)))  # (k,)
         return torch.cat(logits)  # (K,)
 
