@@ -1,0 +1,73 @@
+"""Where does the sound come from, for a two-tower correspondence network: similarity maps.
+
+The map of a clip is the cosine between its sound's embedding and each location's visual
+embedding (:class:`~avscene.models.two_tower.TwoTowerNet`), one slice per 8 frames (the 2D tower
+sees frames 0, 8, 16 ... of the window; the 3D tower strides 8 in time), in [-1, 1]: high where
+the picture looks like what the network learnt goes with that sound. ``avscene localize`` runs it
+through the same windows, cross-fades, geometry and writers as the shift network's class
+activation maps (:mod:`avscene.infer.localize` dispatches here for a two-tower network), so the
+maps come out in the same formats (``_cam.mp4``, ``.npy``, ``.json``, ``_sheet.png``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avscene.constants import frame_to_sample
+from avscene.data.shift_pairs import frames_to_video
+from avscene.models.two_tower import MAP_STRIDE_T, TwoTowerNet
+from avscene.windows import model_device
+
+def is_two_tower(model) -> bool:
+    """Whether ``model`` is a two-tower correspondence network (its maps are similarity maps)."""
+    return isinstance(model, TwoTowerNet)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: torch.nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _audio_for(frames: torch.Tensor, audio: torch.Tensor, cfg) -> torch.Tensor:
+    """audio (B, N, C) trimmed or padded with silence to the ``frames``' span -> (B, C, N')."""
+    if audio.dim() != 3 or audio.shape[0] != frames.shape[0] or audio.shape[2] != cfg.audio_channels:
+        raise ValueError(f"audio must be ({frames.shape[0]}, N, {cfg.audio_channels}), got {tuple(audio.shape)}")
+    n_samples = frame_to_sample(frames.shape[1], cfg.fps, cfg.sample_rate)
+    if abs(audio.shape[1] - n_samples) > cfg.sample_rate / cfg.fps + 1:
+        raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
+    audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
+    return audio.permute(0, 2, 1)  # (B, C, N)
+
+
+@torch.no_grad()
+def similarity_batch(model: TwoTowerNet, frames, audio) -> np.ndarray:
+    """Similarity maps of a batch of clips, in eval mode (the model's mode is restored).
+
+    Args:
+        frames: uint8 (B, T, H, W, 3) at ``model.config.fps``, fitted to the model's input (any
+            side >= 16 px: the visual tower is fully convolutional).
+        audio: float32 (B, N, C) in [-1, 1], sample 0 at frame 0, ``N`` about ``frame_to_sample(T)``.
+    Returns: float32 (B, ceil(T / 8), h, w), cells as ``model.config.map_stride`` says.
+    """
+    cfg = model.config
+    frames = torch.as_tensor(np.asarray(frames))
+    audio = torch.as_tensor(np.asarray(audio, np.float32))
+    if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or min(frames.shape[2:4]) < 16:
+        raise ValueError(f"frames must be uint8 (B, T, H, W, 3) with H, W >= 16, got {frames.dtype} "
+                         f"{tuple(frames.shape)}")
+    audio = _audio_for(frames, audio, cfg)
+    device = model_device(model)
+    video = frames_to_video(frames.to(device))  # (B, 3, T, H, W)
+    with _eval_mode(model):
+        locations = F.normalize(model.embed_locations(video, every=MAP_STRIDE_T), dim=1)  # (B, D, T', h, w)
+        maps = model.similarity_map(model.embed_audio(audio.to(device)), locations)  # (B, T', h, w)
+    return maps.float().cpu().numpy()
