@@ -8,6 +8,7 @@
                         masks   np.packbits of the bool (n_objects, T, H, W) masks, flattened;
                                 masks_shape holds the shape (packing: 8x smaller, and the
                                 mostly-zero bytes then compress well, ~30 KB per default scene)
+                        activity (n_objects, T) bool, objects scenes only: each object's turns
                         mouth   (n_objects, T) float32 mouth opening, NaN for non-faces
                         sources (n_sources, N, 2) float32 and noise (N, 2) float32, only with
                                 ``stems=True``; the exact mix is ``sources.sum(0) + noise``
@@ -79,6 +80,7 @@ def scene_record(scene: Scene, stem: str) -> dict:
                                                    scene.source_kinds, scene.voices, scene.voice_groups)
         ],
         "config": scene.config.to_dict(),
+        **({"offset_object": scene.offset_object} if scene.activity is not None else {}),
     }
 
 
@@ -107,6 +109,8 @@ def _write_npz(path: Path, scene: Scene, stems: bool) -> Path:
         "masks_shape": np.asarray(scene.masks.shape, np.int64),
         "mouth": mouth,
     }
+    if scene.activity is not None:
+        arrays["activity"] = scene.activity
     if stems:
         arrays["sources"] = scene.sources
         arrays["noise"] = scene.noise
@@ -205,7 +209,7 @@ def load_ground_truth(path: str | os.PathLike) -> dict:
     Returns the scene's JSON record (:func:`scene_record`: ``objects`` with their events,
     ``source_info`` with on-screen flags and voice groups, label, seed, ...) plus arrays: ``boxes``
     (n_objects, T, 4) float32, ``masks`` (n_objects, T, H, W) bool, ``mouth`` (n_objects, T)
-    float32 (NaN for non-faces), and when stems were written ``sources`` (n_sources, N, 2),
+    float32 (NaN for non-faces), ``activity`` (n_objects, T) bool for objects scenes, and when stems were written ``sources`` (n_sources, N, 2),
     ``noise`` (N, 2) and ``audio`` = ``sources.sum(0) + noise`` (N, 2), all float32; ``video``
     is the mp4 path and ``config`` a :class:`SceneConfig`.
     """
@@ -216,6 +220,8 @@ def load_ground_truth(path: str | os.PathLike) -> dict:
         record["boxes"] = z["boxes"]
         record["masks"] = np.unpackbits(z["masks"], count=int(np.prod(shape))).astype(bool).reshape(shape)
         record["mouth"] = z["mouth"]
+        if "activity" in z:
+            record["activity"] = z["activity"]
         if "sources" in z:
             record["sources"] = z["sources"]
             record["noise"] = z["noise"]

@@ -1,4 +1,4 @@
-"""Scenes of the synthetic audio-visual world: configuration, ground truth and the four tasks.
+"""Scenes of the synthetic audio-visual world: configuration, ground truth and the five tasks.
 
 ``generate_scene(config, seed)`` returns a :class:`Scene`: frames, stereo audio and everything
 that made them. Tasks (``SceneConfig.task``):
@@ -19,6 +19,12 @@ that made them. Tasks (``SceneConfig.task``):
   off-screen source making *another* class's sound as loud as the action's (real footage's
   music, commentary and off-camera action), so the sound alone names two candidate classes
   and only its agreement with the visible motion says which one is on screen.
+* ``'objects'``: ``n_objects`` (at least 2) on-screen objects, ALL sounding, each pulsing or
+  talking (``motions`` among ``pulse``, ``talk``) only during its own turns of activity
+  (:mod:`avscene.synth.activity`: spells of 0.8-2 s between pauses of 0.6-1.6 s, at random
+  phases, so turns overlap), plus off-screen sources as in sync; ``Scene.activity`` holds the
+  turns. With ``object_offset_s`` one object's sound is delayed by that much (``offset_object``,
+  its ``lag_s``), the dubbed speaker that a per-object sync check must find.
 
 ``difficulty`` in [0, 1] scales the visual clutter: background texture contrast
 (12 + 40 d), sensor noise std (2 + 8 d, 0-255 units), smaller objects (x (1 - 0.25 d)), object
@@ -54,6 +60,7 @@ import numpy as np
 
 from avscene.constants import PAPER_FPS, PAPER_SAMPLE_RATE, as_fps
 from avscene.synth.actions import ACTION_CLASSES, ACTIONS
+from avscene.synth.activity import GATED_MOTIONS, draw_gate, gate_actor, offset_actor
 from avscene.synth.actors import MOTION_SOUNDS, PLAIN_BEHAVIOURS, Actor, Behaviour, build_actor
 from avscene.synth.render import (SHAPE_FAMILIES, SHAPES, SKIN_TONES, composite, draw_sprite,
                                   render_background, shape_family, sprite_mask_and_boxes)
@@ -61,7 +68,7 @@ from avscene.synth.sounds import pan, pink_noise, rms
 from avscene.synth.timebase import Timebase
 from avscene.synth.voices import VOICE_GROUPS, voices_in_group
 
-TASKS = ("sync", "localize", "separation", "action")
+TASKS = ("sync", "localize", "separation", "action", "objects")
 LAYOUTS = ("shared", "apart")
 VOICE_PAIRINGS = ("random", "within", "across")
 _REF_RMS = 0.1   # mono RMS of a source at 0 dB
@@ -95,6 +102,7 @@ class SceneConfig:
     motions: tuple[str, ...] | None = None   # sync/localize: motion kinds to draw (None: all)
     salience: float = 0.0                    # 0..1: larger objects, stronger pulses (see above)
     layout: str = "shared"                   # 'shared' picture | 'apart': one 2 x 2 grid cell each
+    object_offset_s: float = 0.0             # objects: one object's sound delayed by this (s; < 0 leads)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -129,6 +137,12 @@ class SceneConfig:
             raise ValueError(f"n_distractors must be a range within 1..3, got {self.n_distractors}")
         if not 0 <= self.n_offscreen[0] <= self.n_offscreen[1] <= 3:
             raise ValueError(f"n_offscreen must be a range within 0..3, got {self.n_offscreen}")
+        if self.task == "objects" and self.motions is not None and not set(self.motions) <= set(GATED_MOTIONS):
+            raise ValueError(f"objects scenes take motions among {GATED_MOTIONS}, got {self.motions}")
+        if self.object_offset_s and self.task != "objects":
+            raise ValueError(f"object_offset_s applies to the objects task only, not {self.task!r}")
+        if abs(self.object_offset_s) > 2.0:
+            raise ValueError(f"object_offset_s must be within +-2 s, got {self.object_offset_s}")
         if self.n_sounding is not None and self.n_sounding < 1:
             raise ValueError(f"n_sounding must be >= 1 or None, got {self.n_sounding}")
         if self.label is not None and not 0 <= self.label < len(ACTION_CLASSES):
@@ -188,6 +202,9 @@ class Scene:
     (object index or -1), ``source_kinds``, ``voice_groups`` (-1 for non-speech), ``voices``.
     ``label`` / ``label_name`` the action class (-1 / '' for other tasks); ``voice_pairing``
     'within' / 'across' for separation scenes else None; ``gain`` the final gain applied.
+    Objects scenes: ``activity`` (n_objects, T) bool, the frames where each object is active
+    (sounds and shows its cue; an offset object's sound comes ``lag_s`` later), and
+    ``offset_object`` the index of the object whose sound is offset (-1: none); else None / -1.
     """
 
     frames: np.ndarray
@@ -210,6 +227,8 @@ class Scene:
     config: SceneConfig = field(repr=False)
     gain: float = 1.0
     voice_pairing: str | None = None
+    activity: np.ndarray | None = None
+    offset_object: int = -1
 
     @property
     def n_frames(self) -> int:
@@ -321,6 +340,8 @@ def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], i
             specs.append(_Spec(b, _random_shape(rng, b), False, True, 0.0))
             specs = [specs[i] for i in rng.permutation(len(specs))]
         specs.append(_Spec(talk, "face", True, False, gain(), v_off))
+    elif task == "objects":
+        specs = _objects_specs(config, rng, gain)
     else:  # action
         label = int(rng.integers(len(ACTIONS))) if config.label is None else int(config.label)
         b = ACTIONS[label].behaviour
@@ -336,6 +357,36 @@ def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], i
             other = ACTIONS[(label + 1 + int(rng.integers(len(ACTIONS) - 1))) % len(ACTIONS)].behaviour
             specs.append(_Spec(other, _random_shape(rng, other), True, False, gain()))
     return specs, label, pairing
+
+
+def _objects_specs(config: SceneConfig, rng: np.random.Generator, gain) -> list[_Spec]:
+    """Objects task: ``n_objects`` (at least 2) on-screen objects, all sounding, with pulse or
+    talk behaviours (``motions``), plus the off-screen sources of ``n_offscreen``."""
+    n = int(rng.integers(max(2, config.n_objects[0]), max(2, config.n_objects[1]) + 1))
+    allowed = config.motions or GATED_MOTIONS
+    specs = []
+    for _ in range(n):
+        b = _random_behaviour(rng, allowed=allowed)
+        specs.append(_Spec(b, _random_shape(rng, b), True, True, gain()))
+    n_off = int(rng.integers(config.n_offscreen[0], config.n_offscreen[1] + 1))
+    return specs + _offscreen_specs(rng, n_off, config.offscreen_db)
+
+
+def _turns(actors: list[Actor], onscreen: list[int], config: SceneConfig, tb: Timebase,
+           rng: np.random.Generator) -> tuple[list[Actor], np.ndarray, int]:
+    """Objects task: every on-screen actor gated by its own turns of activity, and one of them
+    (when ``object_offset_s``) offset. Returns the actors, the gates (n_objects, T) bool and the
+    index of the offset object (-1: none)."""
+    actors = list(actors)
+    gates = np.stack([draw_gate(rng, tb) for _ in onscreen]) if onscreen else np.zeros((0, tb.n_frames), bool)
+    for gate, i in zip(gates, onscreen):
+        actors[i] = gate_actor(actors[i], gate, tb)
+    offset_object = -1
+    if config.object_offset_s and onscreen:
+        offset_object = int(rng.integers(len(onscreen)))
+        i = onscreen[offset_object]
+        actors[i] = offset_actor(actors[i], config.object_offset_s, tb)
+    return actors, gates, offset_object
 
 
 def _pick_colour(rng: np.random.Generator, spec: _Spec, bg: np.ndarray, taken: list[np.ndarray],
@@ -488,12 +539,18 @@ def generate_scene(config: SceneConfig, seed: int) -> Scene:
     side, area, origins = _placement(specs, config, rng)
     actors = _build_actors(specs, config, tb, actor_ss, bg_mean, side, area, origins)
     onscreen = [i for i, s in enumerate(specs) if s.onscreen]
+    activity, offset_object = None, -1
+    if config.task == "objects":  # drawn after every other draw of the plan
+        actors, activity, offset_object = _turns(actors, onscreen, config, tb, rng)
     frames, masks, boxes = _render(actors, onscreen, background, bg_rng, config, tb)
     sources, noise, gain, src_info = _mix(specs, actors, config, tb, np.random.default_rng(audio_ss))
     audio = sources.sum(0, dtype=np.float32) + noise
 
     obj_index = {spec_i: obj_i for obj_i, spec_i in enumerate(onscreen)}
     objects = _object_infos(actors, onscreen, boxes, {i: k for k, (i, _, _) in enumerate(src_info)}, tb)
+    if offset_object >= 0:  # its sound lags by the offset, whichever events are left in the clip
+        objects = tuple(dataclasses.replace(o, lag_s=float(tb.samples(config.object_offset_s) / tb.sample_rate))
+                        if k == offset_object else o for k, o in enumerate(objects))
     return Scene(
         frames=frames,
         audio=audio,
@@ -515,4 +572,6 @@ def generate_scene(config: SceneConfig, seed: int) -> Scene:
         config=config,
         gain=float(gain),
         voice_pairing=pairing,
+        activity=activity,
+        offset_object=offset_object,
     )

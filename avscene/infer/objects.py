@@ -1,0 +1,336 @@
+"""Audio-visual objects: find each sounding thing, follow it, say when it sounds, give it its own
+sound and check its sync (``avscene objects``).
+
+Built on the networks avscene already has, called through their public functions::
+
+    frames (T, H, W, 3) + audio (N, C) at the shift net's rates
+      --> localize_clip: |CAM| per frame on the picture's pixels, divided by the video's scale
+          (its 99.5th percentile), so thresholds are fractions of the video's strong evidence
+      --> per step (the CAM's time stride, 8 frames): the mean map of the step's frames
+          --> find_peaks: local maxima >= ``threshold``, greedy NMS within ``nms_radius``
+      --> link_tracks: peaks joined over steps (Hungarian on distances; gaps of ``max_gap_steps``
+          bridged, an object pausing between turns stays one track); the ``max_objects``
+          strongest kept; track_boxes: one box per frame (the blob at 3/4 of the peak, at most
+          two cells a side: the map cannot place an object more finely)
+      --> activity: the map's maximum in the track's box per frame, above the frame's median
+          (the evidence there against the rest of the picture), >= ``activity_threshold``
+      --> each track seen on its own: a square window that follows its box, of the part of the
+          picture the maps' scale puts on the network's crop (the whole picture without ``size``)
+      --> sync per track: the offset scan (sync_clip) on its window greyed outside its box (grown
+          by ``sync_margin``): only that object can be in or out of sync
+      --> sound per track: the on/off separator (separate_arrays) on its window with every OTHER
+          track's box greyed: what is left on screen is that object, its sound is "on-screen"
+
+The default thresholds are starting points; ``benchmarks/objects.py`` calibrates both for a
+network on held-out synthetic scenes (``calibration`` in its results JSON).
+Writers live in :mod:`avscene.infer.objects_output`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from fractions import Fraction
+
+import numpy as np
+
+from avscene.media import ClipRangeError, MediaError, probe, read_clip
+from avscene.infer.localize import LocalizeOptions, cam_stride, fit_frames, localize_clip
+from avscene.infer.separate import MASK_GREY, SeparateOptions, separate_arrays
+from avscene.infer.sync import SyncOptions, SyncResult, sync_clip
+from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks,
+                                  track_boxes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectsOptions:
+    """How to find and follow objects. Thresholds are fractions of the video's map scale (the
+    99.5th percentile of its |CAM|). Distances in pixels of the picture; None: ``nms_radius``
+    1.5 CAM cells, ``link_distance`` 2 cells. ``size`` / ``fit``: as :class:`LocalizeOptions`."""
+
+    threshold: float = 0.6
+    activity_threshold: float = 0.5
+    max_objects: int = 4
+    nms_radius: float | None = None
+    link_distance: float | None = None
+    max_gap_steps: int = 8
+    min_detections: int = 2
+    size: int | None = None
+    fit: str | None = None
+    sync_max_offset_s: float = 1.0
+    sync_margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_objects < 1:
+            raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be positive, got {self.threshold}")
+        if self.sync_margin < 0 or self.sync_max_offset_s <= 0:
+            raise ValueError(f"sync_margin must be >= 0 and sync_max_offset_s > 0, got {self.sync_margin}, "
+                             f"{self.sync_max_offset_s}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ObjectTrack:
+    """One object. ``boxes`` float32 (T, 4) on the picture; ``strength`` float32 (T,) the map's
+    maximum in its box minus the frame's median (scaled map units); ``active`` bool (T,);
+    ``detected_steps`` the steps whose peaks made it; ``confidence`` in [0, 1]: the mean of its
+    peaks' values over the strongest peak of the video, times the fraction of steps it was found
+    in while it existed.
+    ``sync``: its own offset scan; ``sound``: float32 (N,) its separated sound at the model's rate."""
+
+    id: int
+    boxes: np.ndarray
+    strength: np.ndarray
+    active: np.ndarray
+    detected_steps: tuple[int, ...]
+    confidence: float
+    sync: SyncResult | None = None
+    sound: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ObjectsResult:
+    """The objects of one video: ``tracks`` strongest first; ``maps`` float32 (T, H, W) the scaled
+    map; ``map_scale`` what it was divided by; frames at ``fps``, sound at ``sample_rate``."""
+
+    path: str | None
+    fps: Fraction
+    sample_rate: int
+    frame_hw: tuple[int, int]
+    tracks: tuple[ObjectTrack, ...]
+    maps: np.ndarray
+    map_scale: float
+    step_frames: int
+    options: ObjectsOptions
+
+    def describe(self) -> str:
+        parts = []
+        for t in self.tracks:
+            sync = "" if t.sync is None else f", offset {t.sync.offset_frames:+d} frames"
+            parts.append(f"#{t.id} active {t.active.mean():.0%}{sync}")
+        return f"{len(self.tracks)} object(s)" + (": " + "; ".join(parts) if parts else "")
+
+    def to_dict(self, to_picture: float = 1.0) -> dict:
+        """JSON-friendly summary; boxes multiplied by ``to_picture`` (working -> original pixels)."""
+        fps = float(self.fps)
+        return {
+            "path": self.path, "fps": f"{self.fps.numerator}/{self.fps.denominator}", "n_frames": len(self.maps),
+            "map_scale": round(self.map_scale, 6), "step_frames": self.step_frames,
+            "options": dataclasses.asdict(self.options),
+            "objects": [_track_dict(t, fps, to_picture) for t in self.tracks],
+        }
+
+
+def _track_dict(track: ObjectTrack, fps: float, to_picture: float) -> dict:
+    sync = None
+    if track.sync is not None:
+        sync = {"offset_frames": track.sync.offset_frames, "offset_s": round(track.sync.offset_s, 6),
+                "confidence": round(track.sync.confidence, 4), "in_sync": abs(track.sync.offset_frames) <= 1,
+                "sign": "positive = its sound lags its picture"}
+    return {"id": track.id, "confidence": round(track.confidence, 4),
+            "active_fraction": round(float(track.active.mean()), 4),
+            "active_segments_s": activity_segments(track.active, fps),
+            "boxes": np.round(track.boxes * to_picture, 1).tolist(),
+            "strength": np.round(track.strength, 3).tolist(), "active": track.active.astype(int).tolist(),
+            "sync": sync}
+
+
+# -- finding and following ------------------------------------------------------------------------
+
+
+def object_maps(model, frames: np.ndarray, audio: np.ndarray, options: ObjectsOptions
+                ) -> tuple[np.ndarray, float, float]:
+    """|CAM| of in-memory media at the model's rates, divided by its 99.5th percentile: float32
+    (T, H, W) on the frames' pixels, the scale, and one CAM cell's side in pixels of the picture."""
+    loc = localize_clip(model, frames, audio, LocalizeOptions(fit=options.fit, size=options.size))
+    maps = loc.cam
+    if maps.shape[1:] != tuple(frames.shape[1:3]):
+        raise ValueError(f"{len(frames)} frames of {frames.shape[1]} x {frames.shape[2]} px exceed the maps' memory "
+                         "budget (1 GiB); use smaller frames (avscene objects --max-side) or a shorter video")
+    finite = maps[np.isfinite(maps)]
+    scale = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    scale = scale if scale > 0 else 1.0
+    geometry = loc.geometry
+    cell = cam_stride(model.config)[1] * geometry.frame_hw[0] / geometry.scaled_hw[0]
+    return (maps / scale).astype(np.float32), scale, float(cell)
+
+
+def step_maps(maps: np.ndarray, step_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean map of each run of ``step_frames`` frames (the last run may be shorter): float32
+    (n_steps, H, W) and the centre frame of each step (n_steps,)."""
+    starts = np.arange(0, len(maps), step_frames)
+    means = np.stack([np.nanmean(maps[s : s + step_frames], axis=0) for s in starts]).astype(np.float32)
+    centres = np.minimum(starts + (step_frames - 1) / 2, len(maps) - 1)
+    return means, centres
+
+
+def detect(steps: np.ndarray, options: ObjectsOptions, cell_px: float) -> list[list[Peak]]:
+    """Peaks of every step map (n_steps, H, W) (see :func:`avscene.infer.tracks.find_peaks`)."""
+    radius = options.nms_radius if options.nms_radius is not None else 1.5 * cell_px
+    return [find_peaks(heat, options.threshold, radius, box_fraction=0.75) for heat in steps]
+
+
+def follow(peaks: list[list[Peak]], options: ObjectsOptions, cell_px: float) -> list[Track]:
+    """The ``max_objects`` strongest tracks linked from per-step peaks."""
+    distance = options.link_distance if options.link_distance is not None else 2.0 * cell_px
+    tracks = link_tracks(peaks, distance, max_gap=options.max_gap_steps, min_detections=options.min_detections)
+    return tracks[: options.max_objects]
+
+
+def _confidence(track: Track, best: float) -> float:
+    span = track.steps[-1] - track.steps[0] + 1
+    mean_value = float(np.mean([p.value for p in track.peaks]))
+    return float(np.clip(mean_value / max(best, 1e-9), 0, 1) * len(track.steps) / span)
+
+
+def find_tracks(maps: np.ndarray, options: ObjectsOptions, cell_px: float, step_frames: int) -> list[ObjectTrack]:
+    """Objects of a scaled map (T, H, W): tracks with their boxes and activity (no sync, no sound)."""
+    steps, centres = step_maps(maps, step_frames)
+    peaks = detect(steps, options, cell_px)
+    tracks = follow(peaks, options, cell_px)
+    best = max((p.value for t in tracks for p in t.peaks), default=1.0)
+    background = np.nan_to_num(np.nanmedian(maps.reshape(len(maps), -1), axis=1))  # (T,)
+    out = []
+    for k, track in enumerate(tracks, start=1):
+        boxes = track_boxes(track, centres, len(maps), maps.shape[1:], max_side=2 * cell_px)
+        strength = box_values(maps, boxes) - background  # above the rest of the picture
+        out.append(ObjectTrack(id=k, boxes=boxes, strength=strength, active=strength >= options.activity_threshold,
+                               detected_steps=track.steps, confidence=_confidence(track, best)))
+    return out
+
+
+# -- each object on its own -----------------------------------------------------------------------
+
+
+def box_mask(boxes: np.ndarray, frame_hw: tuple[int, int], margin: float = 0.0) -> np.ndarray:
+    """bool (T, H, W): pixels inside each frame's box (T, 4), grown by ``margin`` x its size on
+    every side."""
+    boxes = np.asarray(boxes, np.float64)
+    grow = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1) * margin  # (T, 2)
+    x0, x1 = boxes[:, 0] - grow[:, 0], boxes[:, 2] + grow[:, 0]
+    y0, y1 = boxes[:, 1] - grow[:, 1], boxes[:, 3] + grow[:, 1]
+    xs, ys = np.arange(frame_hw[1]) + 0.5, np.arange(frame_hw[0]) + 0.5
+    in_x = (xs[None] >= x0[:, None]) & (xs[None] < x1[:, None])  # (T, W)
+    in_y = (ys[None] >= y0[:, None]) & (ys[None] < y1[:, None])  # (T, H)
+    return in_y[:, :, None] & in_x[:, None, :]
+
+
+def grey_where(frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A copy of ``frames`` (T, H, W, 3) painted grey where ``mask`` (T, H, W) is True."""
+    out = np.array(frames, copy=True)
+    out[mask] = MASK_GREY
+    return out
+
+
+def view_side(model_crop: int, frame_hw: tuple[int, int], options: ObjectsOptions) -> int:
+    """Side (px of the picture) of the square an object is seen in on its own: the part of the
+    picture that the maps' scale (``options.size`` for the whole picture) puts on ``model_crop``
+    pixels, so the object keeps the size the maps saw it at; the whole picture without ``size``."""
+    side = min(frame_hw)
+    return side if options.size is None else max(16, min(side, round(model_crop * max(frame_hw) / options.size)))
+
+
+def object_view(frames: np.ndarray, boxes: np.ndarray, side: int, out_side: int) -> np.ndarray:
+    """Square windows of ``side`` px centred on each frame's box (T, 4), kept inside the picture,
+    resized to ``out_side``: uint8 (T, out_side, out_side, 3), the object at the maps' scale."""
+    h, w = frames.shape[1:3]
+    cx = np.clip((boxes[:, 0] + boxes[:, 2]) / 2 - side / 2, 0, w - side).round().astype(int)
+    cy = np.clip((boxes[:, 1] + boxes[:, 3]) / 2 - side / 2, 0, h - side).round().astype(int)
+    view = np.stack([frames[t, y : y + side, x : x + side] for t, (x, y) in enumerate(zip(cx, cy))])
+    return fit_frames(view, out_side, "squash")
+
+
+def scan_options(model, options: ObjectsOptions) -> SyncOptions:
+    """The offset scan of an object: every whole-frame offset within ``sync_max_offset_s``, the
+    audio tracks of a window in one batch (a few dozen tracks of one window)."""
+    n_offsets = 2 * round(options.sync_max_offset_s * model.config.fps) + 1
+    return SyncOptions(max_offset_s=options.sync_max_offset_s, chunk=max(32, n_offsets))
+
+
+def object_sync(model, frames: np.ndarray, audio: np.ndarray, boxes: np.ndarray,
+                options: ObjectsOptions) -> SyncResult:
+    """The offset scan of one object: frames greyed outside its box (grown by ``sync_margin``),
+    seen in its own window (:func:`object_view`) at the shift net's crop."""
+    cfg = model.config
+    alone = grey_where(frames, ~box_mask(boxes, frames.shape[1:3], options.sync_margin))
+    view = object_view(alone, boxes, view_side(cfg.crop_size, frames.shape[1:3], options), cfg.crop_size)
+    return sync_clip(model, view, audio, scan_options(model, options))
+
+
+def object_sound(separator, frames: np.ndarray, audio: np.ndarray, boxes: np.ndarray,
+                 other_boxes: list[np.ndarray], options: ObjectsOptions) -> np.ndarray:
+    """One object's sound: the on-screen output of the on/off ``separator`` on the object's own
+    window (:func:`object_view`) with every other object's box greyed. float32 (N,) at the
+    separator's rate."""
+    crop = separator.config.shift.crop_size
+    hidden = np.zeros((len(frames), *frames.shape[1:3]), bool)
+    for other in other_boxes:
+        hidden |= box_mask(other, frames.shape[1:3])
+    view = object_view(grey_where(frames, hidden), boxes, view_side(crop, frames.shape[1:3], options), crop)
+    return separate_arrays(separator, view, audio, SeparateOptions()).on
+
+
+def _check_rates(model, separator) -> None:
+    shift, sep = model.config, separator.config.shift
+    if (shift.fps, shift.sample_rate, shift.audio_channels) != (sep.fps, sep.sample_rate, sep.audio_channels):
+        raise ValueError(f"the separator works at {sep.fps} fps, {sep.sample_rate} Hz, {sep.audio_channels} "
+                         f"channel(s) and the shift network at {shift.fps} fps, {shift.sample_rate} Hz, "
+                         f"{shift.audio_channels}: objects needs both at the same rates")
+
+
+def find_objects(model, frames: np.ndarray, audio: np.ndarray, options: ObjectsOptions = ObjectsOptions(), *,
+                 separator=None, sync: bool = True, path: str | os.PathLike | None = None) -> ObjectsResult:
+    """Every object of in-memory media at the shift net ``model``'s rates: ``frames`` uint8
+    (T, H, W, 3) at ``model.config.fps``, ``audio`` float32 (N, C) at its sample rate, aligned at
+    sample 0. With ``separator`` (an on/off separation net at the same rates) each track gets its
+    sound; with ``sync`` its own offset scan."""
+    frames, audio = np.asarray(frames), np.asarray(audio, np.float32)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if len(frames) < model.config.n_frames:
+        raise ValueError(f"{len(frames)} frames are fewer than one model window ({model.config.n_frames})")
+    if separator is not None:
+        _check_rates(model, separator)
+    maps, scale, cell = object_maps(model, frames, audio, options)
+    step = cam_stride(model.config)[0]
+    tracks = find_tracks(maps, options, cell, step)
+    done = []
+    for track in tracks:
+        scan = object_sync(model, frames, audio, track.boxes, options) if sync else None
+        sound = None
+        if separator is not None:
+            others = [t.boxes for t in tracks if t is not track]
+            sound = object_sound(separator, frames, audio, track.boxes, others, options)
+        done.append(dataclasses.replace(track, sync=scan, sound=sound))
+    return ObjectsResult(path=None if path is None else os.fspath(path), fps=model.config.fps,
+                         sample_rate=model.config.sample_rate, frame_hw=tuple(frames.shape[1:3]), tracks=tuple(done),
+                         maps=maps, map_scale=scale, step_frames=step, options=options)
+
+
+def working_hw(frame_hw: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """The picture size objects are found at: the video's own, shrunk (aspect kept, even sides)
+    so that its longer side is at most ``max_side``."""
+    h, w = frame_hw
+    scale = min(1.0, max_side / max(h, w))
+    return max(16, 2 * round(h * scale / 2)), max(16, 2 * round(w * scale / 2))
+
+
+def objects_file(model, path: str | os.PathLike, options: ObjectsOptions = ObjectsOptions(), *, separator=None,
+                 sync: bool = True, max_side: int = 384) -> tuple[ObjectsResult, np.ndarray, np.ndarray, float]:
+    """:func:`find_objects` on a video file read whole at the shift net's rates and at
+    :func:`working_hw` (memory: T x H x W x 3 bytes of frames). Returns the result, the frames and
+    audio it ran on, and the factor from its pixels to the video's. Raises MediaError naming the
+    file for an unreadable one, ClipRangeError for one shorter than a model window."""
+    cfg = model.config
+    info = probe(path, need_video=True, need_audio=True)
+    if not info.width or not info.height or not info.fps:
+        raise MediaError(path, "video stream has no readable frame rate or size")
+    if info.duration_s < float(cfg.n_frames / cfg.fps):
+        raise ClipRangeError(path, f"too short for the model: {info.duration_s:.2f} s, needs "
+                                   f"{float(cfg.n_frames / cfg.fps):.2f} s")
+    hw = working_hw((info.height, info.width), max_side)
+    clip = read_clip(path, 0.0, None, fps=cfg.fps, size=hw, fit="squash", sample_rate=cfg.sample_rate,
+                     channels=cfg.audio_channels)
+    result = find_objects(model, clip.frames, clip.audio, options, separator=separator, sync=sync, path=path)
+    return result, clip.frames, clip.audio, info.height / hw[0]

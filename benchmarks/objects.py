@@ -1,0 +1,395 @@
+"""Audio-visual objects (issue 30): detection, activity, per-object separation and per-object sync
+on held-out synthetic scenes with 2-4 sounding objects taking turns, each beside a simple baseline.
+
+Scenes: the ``objects`` task (:mod:`avscene.synth.activity`) in the pulse world the shift network
+learnt (salient pulses), each object in its own 96-px cell of a 192-px picture (``layout='apart'``,
+as ``benchmarks/localize.py``), seen at ``--size`` 128 so objects keep the scale of the training
+world's 96-px scenes on the 64-px crop. Every object sounds, in spells of 0.8-2 s between pauses
+of 0.6-1.6 s; off-screen sources as in the sync world. Networks: the demo's shift network and
+on/off separator (``--demo-dir``; the separator learnt talking faces against an off-screen
+talker, never pulses).
+
+Calibration: ``--calibration-scenes`` scenes of their own seed choose the detection threshold
+(best F1) and the activity threshold (best frame accuracy), for the method and for each baseline
+alike. Test: 3 seeds of
+``--scenes`` scenes each, figures per seed and their mean.
+
+* **Detection**, per step of 8 frames (the CAM's time stride): peaks of the mean map with NMS.
+  An object is *sounding* in a step when active on at least half its frames; a peak is a hit when
+  it lies in the box (union over the step) of a sounding object not yet hit; other peaks are
+  false positives. Baseline, the loudest-region heuristic: the same peaks on the frame-difference
+  energy (where the most changes), blurred to the map's cell size.
+* **Activity**: tracks are matched to objects (Hungarian on the fraction of frames where the
+  track's box centre lies in the object's box; a match needs half the frames); per object and
+  frame, active or not, against the ground truth (an unmatched object is never active).
+  Baselines: a random track (spells drawn as the world draws them) and the frame-difference
+  energy in the same boxes.
+* **Separation**: SDR (BSS Eval, 512 taps) of each matched object's sound against its own
+  source (channel mean), minus the mixture's SDR. Beside it: the separator on the whole picture
+  (no masking; every object gets the same on-screen sound) and the mixture gated by the
+  object's predicted activity.
+* **Sync**: the same scenes with one object's sound delayed by ``--offset-s``; a scene is solved
+  when the delayed object's own scan finds the offset within 1 frame and every other object's
+  finds 0 within 1 frame. Baseline: one scan of the whole picture, its offset given to every
+  object (it cannot solve a scene: all objects get one offset).
+
+    python benchmarks/objects.py [--demo-dir runs/demo] [--scenes 5] [--calibration-scenes 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+
+from common import RESULTS, write_result
+
+from avscene.checkpoints import load_model
+from avscene.infer.localize import fit_frames
+from avscene.infer.objects import (ObjectsOptions, find_tracks, object_maps, object_sound, object_sync, scan_options,
+                                   step_maps)
+from avscene.infer.separate import SeparateOptions, separate_arrays
+from avscene.infer.sync import sync_clip
+from avscene.infer.tracks import box_values, find_peaks
+from avscene.metrics.separation import bss_eval
+from avscene.store import DEMO_OUT, demo_checkpoint
+from avscene.synth import SceneConfig, generate_scene, scene_seed
+from avscene.synth.activity import draw_gate, gate_samples
+from avscene.synth.timebase import Timebase
+
+THRESHOLDS = np.round(np.arange(0.2, 1.45, 0.05), 3)
+ACTIVITY_THRESHOLDS = np.round(np.arange(-0.2, 1.2, 0.05), 3)
+
+
+def scene_config(args, model) -> SceneConfig:
+    return SceneConfig(task="objects", width=192, height=192, layout="apart", motions=("pulse",), salience=1.0,
+                       n_objects=(2, 4), duration_s=args.duration_s, fps=model.config.fps,
+                       sample_rate=model.config.sample_rate)
+
+
+def motion_maps(frames: np.ndarray, cell_px: float) -> np.ndarray:
+    """The loudest-region heuristic's map: |frame t - frame t-1| summed over colour, blurred to
+    the map's cell, divided by its 99.5th percentile. float32 (T, H, W)."""
+    diff = np.abs(np.diff(frames.astype(np.float32), axis=0, prepend=frames[:1].astype(np.float32))).sum(-1)
+    diff = ndimage.gaussian_filter(diff, (0, cell_px / 2, cell_px / 2))
+    return (diff / max(float(np.percentile(diff, 99.5)), 1e-9)).astype(np.float32)
+
+
+def step_truth(scene, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per step: bool (n_objects,) sounding, and the boxes (n_objects, 4) united over the step."""
+    out = []
+    for s in range(0, scene.n_frames, step):
+        boxes = scene.boxes[:, s : s + step]  # (O, k, 4)
+        united = np.concatenate([boxes[..., :2].min(1), boxes[..., 2:].max(1)], -1)
+        out.append((scene.activity[:, s : s + step].mean(1) >= 0.5, united))
+    return out
+
+
+def detection_counts(steps: np.ndarray, truth, threshold: float, radius: float) -> np.ndarray:
+    """(hits, peaks, sounding objects) summed over the steps."""
+    counts = np.zeros(3, np.int64)
+    for heat, (sounding, boxes) in zip(steps, truth):
+        peaks = find_peaks(heat, threshold, radius)
+        hit = np.zeros(len(sounding), bool)
+        for p in peaks:
+            inside = ((boxes[:, 0] <= p.x + 0.5) & (p.x + 0.5 < boxes[:, 2]) & (boxes[:, 1] <= p.y + 0.5)
+                      & (p.y + 0.5 < boxes[:, 3]) & sounding & ~hit)
+            if inside.any():
+                hit[np.flatnonzero(inside)[0]] = True
+        counts += (hit.sum(), len(peaks), sounding.sum())
+    return counts
+
+
+def prf(counts: np.ndarray) -> dict:
+    hits, peaks, positives = (int(c) for c in counts)
+    precision = hits / peaks if peaks else 0.0
+    recall = hits / positives if positives else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "hits": hits, "peaks": peaks, "sounding": positives}
+
+
+def match_tracks(tracks, scene) -> dict[int, int]:
+    """Object index -> track index (see the module docstring)."""
+    if not tracks:
+        return {}
+    score = np.zeros((len(scene.objects), len(tracks)))
+    for j, track in enumerate(tracks):
+        cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
+        cy = (track.boxes[:, 1] + track.boxes[:, 3]) / 2
+        b = scene.boxes  # (O, T, 4)
+        score[:, j] = ((b[..., 0] <= cx) & (cx < b[..., 2]) & (b[..., 1] <= cy) & (cy < b[..., 3])).mean(1)
+    rows, cols = linear_sum_assignment(-score)
+    return {int(r): int(c) for r, c in zip(rows, cols) if score[r, c] >= 0.5}
+
+
+class SceneMaps:
+    """A scene's CAM and frame-difference maps and their per-step means (computed once)."""
+
+    def __init__(self, shift, scene, options: ObjectsOptions):
+        self.scene = scene
+        self.maps, self.scale, self.cell = object_maps(shift, scene.frames, scene.audio, options)
+        self.step = 8
+        self.motion = motion_maps(scene.frames, self.cell)
+        self.cam_steps, _ = step_maps(self.maps, self.step)
+        self.motion_steps, _ = step_maps(self.motion, self.step)
+        self.truth = step_truth(scene, self.step)
+
+    def radius(self) -> float:
+        return 1.5 * self.cell
+
+
+def best_threshold(scenes: list[SceneMaps], which: str) -> tuple[float, list[dict]]:
+    """The detection threshold with the best F1 over ``scenes`` (``which``: cam_steps | motion_steps)."""
+    table = []
+    for th in THRESHOLDS:
+        counts = sum(detection_counts(getattr(s, which), s.truth, th, s.radius()) for s in scenes)
+        table.append({"threshold": float(th), **prf(counts)})
+    best = max(table, key=lambda r: r["f1"])
+    return best["threshold"], table
+
+
+def activity_pairs(s: SceneMaps, options: ObjectsOptions):
+    """Per object: (truth (T,), CAM strength (T,) or None, motion strength (T,) or None), the
+    strengths those of its matched track's box."""
+    tracks = find_tracks(s.maps, options, s.cell, s.step)
+    match = match_tracks(tracks, s.scene)
+    background = np.median(s.motion.reshape(len(s.motion), -1), axis=1)
+    out = []
+    for i in range(len(s.scene.objects)):
+        if i not in match:
+            out.append((s.scene.activity[i], None, None))
+            continue
+        track = tracks[match[i]]
+        out.append((s.scene.activity[i], track.strength, box_values(s.motion, track.boxes) - background))
+    return out, tracks, match
+
+
+def activity_scores(pairs, threshold: float, which: int) -> dict:
+    """Frame accuracy and F1 over every object's frames; ``which`` 1: CAM, 2: motion."""
+    truth = np.concatenate([p[0] for p in pairs])
+    pred = np.concatenate([(p[which] >= threshold) if p[which] is not None else np.zeros(len(p[0]), bool)
+                           for p in pairs])
+    return binary_scores(truth, pred)
+
+
+def binary_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
+    tp, fp, fn = int((truth & pred).sum()), int((~truth & pred).sum()), int((truth & ~pred).sum())
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return {"accuracy": round(float((truth == pred).mean()), 4), "f1": round(f1, 4)}
+
+
+def best_activity_threshold(pairs, which: int) -> float:
+    """The activity threshold with the best frame accuracy (F1 would favour calling every frame
+    active: objects are active about half the time)."""
+    return float(max(ACTIVITY_THRESHOLDS, key=lambda th: activity_scores(pairs, th, which)["accuracy"]))
+
+
+def random_track_scores(pairs, scene, rng: np.random.Generator) -> dict:
+    """A random track per object: spells drawn as the world draws them."""
+    tb = Timebase.create(scene.config.duration_s, scene.fps, scene.sample_rate)  # the scene's own clock
+    truth = np.concatenate([p[0] for p in pairs])
+    pred = np.concatenate([draw_gate(rng, tb) for _ in pairs])
+    return binary_scores(truth, pred)
+
+
+def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    return float(bss_eval(reference[None], estimate[None])[0][0])
+
+
+def separation_gains(sep, s: SceneMaps, tracks, match, options: ObjectsOptions) -> dict[str, list[float]]:
+    """SDR gains over the mixture of each matched object: per-object separator, whole-picture
+    separator, mixture gated by the track's activity."""
+    scene = s.scene
+    mixture = scene.audio.mean(1)
+    crop = sep.config.shift.crop_size
+    whole = separate_arrays(sep, fit_frames(scene.frames, crop, "squash"), scene.audio, SeparateOptions()).on
+    tb = Timebase.create(scene.config.duration_s, scene.fps, scene.sample_rate)  # the scene's own clock
+    gains = {"objects": [], "whole_picture": [], "activity_gate": []}
+
+    for i, j in match.items():
+        reference = scene.sources[scene.objects[i].source].mean(1)
+        base = sdr(reference, mixture)
+        others = [t.boxes for k, t in enumerate(tracks) if k != j]
+        own = object_sound(sep, scene.frames, scene.audio, tracks[j].boxes, others, options)
+        gated = mixture * gate_samples(tracks[j].active, tb)
+        for key, estimate in (("objects", own), ("whole_picture", whole), ("activity_gate", gated)):
+            gains[key].append(sdr(reference, estimate) - base)
+    return gains
+
+
+def sync_outcome(shift, s: SceneMaps, options: ObjectsOptions) -> dict:
+    """Per-object scans of an offset scene and the whole-picture scan."""
+    scene = s.scene
+    tracks = find_tracks(s.maps, options, s.cell, s.step)
+    match = match_tracks(tracks, scene)
+    true = int(round(scene.objects[scene.offset_object].lag_s * float(scene.fps)))
+    found = {}
+    for i, j in match.items():
+        found[i] = object_sync(shift, scene.frames, scene.audio, tracks[j].boxes, options).offset_frames
+    whole = sync_clip(shift, fit_frames(scene.frames, options.size, "squash"), scene.audio,
+                      scan_options(shift, options)).offset_frames
+    others = [i for i in range(len(scene.objects)) if i != scene.offset_object]
+    found_offset = scene.offset_object in found and abs(found[scene.offset_object] - true) <= 1
+    others_ok = all(i in found and abs(found[i]) <= 1 for i in others)
+    return {"true_offset_frames": true, "found": {str(k): v for k, v in found.items()}, "whole_picture": whole,
+            "offset_object": scene.offset_object, "solved": bool(found_offset and others_ok),
+            "offset_found": bool(found_offset), "others_in_sync": bool(others_ok),
+            "whole_offset_found": abs(whole - true) <= 1, "whole_others_in_sync": abs(whole) <= 1}
+
+
+def calibrate(shift, config: SceneConfig, args, options: ObjectsOptions) -> dict:
+    """Thresholds of the method and the baselines, chosen on the calibration scenes."""
+    scenes = [SceneMaps(shift, generate_scene(config, scene_seed(args.calibration_seed, i)), options)
+              for i in range(args.calibration_scenes)]
+    th_cam, cam_table = best_threshold(scenes, "cam_steps")
+    th_motion, _ = best_threshold(scenes, "motion_steps")
+    tuned = dataclasses.replace(options, threshold=th_cam)
+    pairs = [p for s in scenes for p in activity_pairs(s, tuned)[0]]
+    return {"detection_threshold": th_cam, "motion_detection_threshold": th_motion,
+            "activity_threshold": best_activity_threshold(pairs, 1),
+            "motion_activity_threshold": best_activity_threshold(pairs, 2),
+            "detection_sweep": cam_table, "scenes": args.calibration_scenes, "seed": args.calibration_seed}
+
+
+def run_seed(shift, sep, config: SceneConfig, seed: int, args, cal: dict, options: ObjectsOptions) -> dict:
+    """Every figure on ``args.scenes`` scenes of ``seed``; also returns examples for the sheet."""
+    rng = np.random.default_rng(seed)
+    det, det_motion = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    pairs, randoms, gains, syncs, examples = [], [], {}, [], []
+    for i in range(args.scenes):
+        scene = generate_scene(config, scene_seed(seed, i))
+        s = SceneMaps(shift, scene, options)
+        det += detection_counts(s.cam_steps, s.truth, cal["detection_threshold"], s.radius())
+        det_motion += detection_counts(s.motion_steps, s.truth, cal["motion_detection_threshold"], s.radius())
+        scene_pairs, tracks, match = activity_pairs(s, options)
+        pairs += scene_pairs
+        randoms.append(random_track_scores(scene_pairs, scene, rng))
+        for key, values in separation_gains(sep, s, tracks, match, options).items():
+            gains.setdefault(key, []).extend(values)
+        examples.append((scene, tracks, match))
+        offset_scene = generate_scene(dataclasses.replace(config, object_offset_s=args.offset_s), scene_seed(seed, i))
+        syncs.append(sync_outcome(shift, SceneMaps(shift, offset_scene, options), options))
+        print(f"  seed {seed} scene {i}: {len(scene.objects)} objects, {len(tracks)} tracks, {len(match)} matched, "
+              f"sync solved {syncs[-1]['solved']}", flush=True)
+    return {"seed": seed, "scenes": args.scenes, "objects": int(sum(len(e[0].objects) for e in examples)),
+            "detection": prf(det), "detection_loudest_region": prf(det_motion),
+            "activity": activity_scores(pairs, cal["activity_threshold"], 1),
+            "activity_loudest_region": activity_scores(pairs, cal["motion_activity_threshold"], 2),
+            "activity_random_track": {k: round(float(np.mean([r[k] for r in randoms])), 4) for k in ("accuracy", "f1")},
+            "objects_matched": int(sum(len(e[2]) for e in examples)),
+            "sdr_gain_db": {k: round(float(np.mean(v)), 3) if v else None for k, v in gains.items()},
+            "sync": {"solved": round(float(np.mean([x["solved"] for x in syncs])), 4),
+                     "offset_found": round(float(np.mean([x["offset_found"] for x in syncs])), 4),
+                     "others_in_sync": round(float(np.mean([x["others_in_sync"] for x in syncs])), 4),
+                     "whole_picture_offset_found": round(float(np.mean([x["whole_offset_found"] for x in syncs])), 4),
+                     "whole_picture_others_in_sync": round(float(np.mean([x["whole_others_in_sync"] for x in syncs])), 4),
+                     "whole_picture_solved": 0.0, "scenes": syncs}}, examples
+
+
+def contact_sheet(examples, path: Path, fps: float) -> None:
+    """Per example scene: a middle frame with the objects' boxes (white) and the tracks (colours,
+    ids), and below it the ground-truth and predicted activity of each matched object."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from avscene.files import atomic_path
+    from avscene.infer.objects_output import colour_of
+
+    fig, axes = plt.subplots(2, len(examples), figsize=(2.6 * len(examples), 4.4), squeeze=False)
+    for col, (scene, tracks, match) in enumerate(examples):
+        k = scene.n_frames // 2
+        ax = axes[0, col]
+        ax.imshow(scene.frames[k])
+        for box in scene.boxes[:, k]:
+            ax.add_patch(plt.Rectangle(box[:2] - 0.5, *(box[2:] - box[:2]), fill=False, ec="white", lw=1, ls="--"))
+        for track in tracks:
+            box = track.boxes[k]
+            c = np.array(colour_of(track.id)) / 255
+            ax.add_patch(plt.Rectangle(box[:2] - 0.5, *(box[2:] - box[:2]), fill=False, ec=c, lw=1.5))
+            ax.text(box[0], box[1], str(track.id), color=c, fontsize=8, va="bottom")
+        ax.axis("off")
+        rows = []
+        for i, j in sorted(match.items()):
+            rows += [scene.activity[i].astype(float), tracks[j].active.astype(float) * 0.6]
+        timeline = axes[1, col]
+        if rows:
+            timeline.imshow(np.stack(rows), aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
+                            extent=(0, scene.n_frames / fps, len(rows), 0))
+        timeline.set_yticks([])
+        timeline.set_xlabel("s", fontsize=8)
+    fig.suptitle("top: tracks (colour, id) and objects (dashed); bottom: per matched object, truth (black) "
+                 "over predicted activity (grey)", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def mean_over_seeds(per_seed: list[dict]) -> dict:
+    def mean(get):
+        values = [get(r) for r in per_seed if get(r) is not None]
+        return round(float(np.mean(values)), 4) if values else None
+
+    out = {}
+    for key in ("detection", "detection_loudest_region"):
+        out[key] = {m: mean(lambda r, m=m, key=key: r[key][m]) for m in ("precision", "recall", "f1")}
+    for key in ("activity", "activity_loudest_region", "activity_random_track"):
+        out[key] = {m: mean(lambda r, m=m, key=key: r[key][m]) for m in ("accuracy", "f1")}
+    out["sdr_gain_db"] = {m: mean(lambda r, m=m: r["sdr_gain_db"][m]) for m in ("objects", "whole_picture", "activity_gate")}
+    out["sync"] = {m: mean(lambda r, m=m: r["sync"][m]) for m in
+                   ("solved", "offset_found", "others_in_sync", "whole_picture_offset_found",
+                    "whole_picture_others_in_sync", "whole_picture_solved")}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--demo-dir", type=Path, default=DEMO_OUT, help="a finished demo run (its shift net and separator)")
+    ap.add_argument("--scenes", type=int, default=5, help="test scenes per seed")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[301, 302, 303])
+    ap.add_argument("--calibration-scenes", dest="calibration_scenes", type=int, default=5)
+    ap.add_argument("--calibration-seed", dest="calibration_seed", type=int, default=300)
+    ap.add_argument("--duration-s", dest="duration_s", type=float, default=4.0)
+    ap.add_argument("--offset-s", dest="offset_s", type=float, default=0.4)
+    ap.add_argument("--results-name", dest="results_name", default="objects")
+    args = ap.parse_args()
+    shift_path, sep_path = demo_checkpoint("shift", args.demo_dir), demo_checkpoint("separation", args.demo_dir)
+    for path in (shift_path, sep_path):
+        if not path.exists():
+            raise SystemExit(f"no network at {path}: run `make demo` (or `avscene demo --out DIR`) and pass --demo-dir")
+    t0 = time.perf_counter()
+    shift, sep = load_model(shift_path), load_model(sep_path)
+    config = scene_config(args, shift)
+    options = ObjectsOptions(size=128, max_objects=4)
+    cal = calibrate(shift, config, args, options)
+    print(f"calibrated: detection {cal['detection_threshold']}, activity {cal['activity_threshold']} "
+          f"(loudest region {cal['motion_detection_threshold']}, {cal['motion_activity_threshold']})", flush=True)
+    tuned = dataclasses.replace(options, threshold=cal["detection_threshold"],
+                                activity_threshold=cal["activity_threshold"])
+    per_seed, examples = [], []
+    for seed in args.seeds:
+        result, seed_examples = run_seed(shift, sep, config, seed, args, cal, tuned)
+        per_seed.append(result)
+        examples += seed_examples[:2]
+    sheet = RESULTS / f"{args.results_name}_sheet.png"
+    contact_sheet(examples[:6], sheet, float(shift.config.fps))
+    summary = mean_over_seeds(per_seed)
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    write_result(args.results_name, {
+        "shift_model": str(shift_path), "separation_model": str(sep_path), "scene_config": config.to_dict(),
+        "options": dataclasses.asdict(tuned), "offset_s": args.offset_s, "calibration": cal, "mean": summary,
+        "per_seed": per_seed, "contact_sheet": sheet.name, "seconds": round(time.perf_counter() - t0, 1),
+        "note": "timings on a 2-core CPU shared with other jobs"})
+
+
+if __name__ == "__main__":
+    main()
