@@ -63,6 +63,9 @@ async (timeoutMs) => {
     images: images.map((i) => ({src: i.currentSrc, naturalWidth: i.naturalWidth, visible: visible(i)})),
     missingWarnings: [...document.querySelectorAll('.warn.missing')]
       .map((w) => ({text: w.textContent, visible: visible(w)})),
+    caveats: [...document.querySelectorAll('.caveat')].map((w) => ({text: w.innerText, visible: visible(w),
+      aboveMaps: [...w.parentElement.querySelectorAll('video')].every(
+        (v) => w.compareDocumentPosition(v) & Node.DOCUMENT_POSITION_FOLLOWING)})),
     title: document.title,
   };
 }
@@ -71,8 +74,8 @@ async (timeoutMs) => {
 
 def check_report(report: Path, screenshot: Path | None = None, *, timeout_s: float = 15.0) -> dict:
     """Open ``report`` (an HTML file) from file:// in headless Chromium; returns what its media,
-    images and missing-file warnings report (see ``_CHECK_JS``) plus ``console_errors``; saves a
-    full-page PNG at ``screenshot`` when given."""
+    images, missing-file warnings and real-video caveats report (see ``_CHECK_JS``) plus
+    ``console_errors``; saves a full-page PNG at ``screenshot`` when given."""
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -104,6 +107,8 @@ def media_problems(result: dict) -> list[str]:
         elif m["tag"] == "video" and (m["muted"] or not m["width"] or not m["audioBytes"]):
             problems.append(f"video {m['src']} plays no picture or no sound: {m}")
     problems += [f"img {i['src']} did not load" for i in result["images"] if not i["naturalWidth"] > 0]
+    problems += [f"caveat not visible above the maps: {c['text'][:80]}" for c in result.get("caveats", [])
+                 if not (c["visible"] and c["aboveMaps"])]
     return problems
 
 
@@ -152,7 +157,10 @@ def test_report_media_load_in_chromium(tmp_path):
         "metrics": {"accuracy": 0.5}, "images": [{"path": "plot.png", "caption": "a plot"}, "broken.png"],
         "videos": [{"path": "step one/clip.mp4", "caption": "click"}, "broken.mp4"],
         "audio": [{"path": "step one/tone.wav", "caption": "tone"}, {"path": "step one/gone.wav", "caption": "gone"}],
-        "commands": ["avscene sync clip.mp4"]}], "synthetic": {}, "real_clips": []}
+        "commands": ["avscene sync clip.mp4"]}], "synthetic": {}, "real_clips": [],
+        "real_clip_maps": {"network": {"name": "shift/checkpoint.pt", "sha256": "0123456789ab",
+                                       "trained_on": "training data unknown", "synthetic_only": None},
+                           "videos": [{"path": "step one/clip.mp4", "caption": "a real clip's map"}]}}
     (run / "summary.json").write_text(json.dumps(summary))
     report = write_report(run)
 
@@ -162,12 +170,16 @@ def test_report_media_load_in_chromium(tmp_path):
     assert len(problems) == 2 and "broken.mp4 did not load" in problems[0] and "broken.png" in problems[1], problems
     assert result["title"] == "browser check <&>"
     tags = sorted(m["tag"] for m in result["media"])
-    assert tags == ["audio", "video", "video"] and len(result["images"]) == 2
+    assert tags == ["audio", "video", "video", "video"] and len(result["images"]) == 2
     video = next(m for m in result["media"] if m["src"].endswith("clip.mp4"))
     assert video["controls"] and not video["muted"] and video["currentTime"] > 0  # it played, with sound
     assert abs(video["duration"] - 45 / (30000 / 1001)) < 0.1
     assert result["missingWarnings"] and all(w["visible"] for w in result["missingWarnings"])
     assert "step one/gone.wav" in result["missingWarnings"][0]["text"]
+    # The real videos' maps come from a network that never saw real video: the page says so, visibly, above them.
+    [caveat] = result["caveats"]
+    assert caveat["visible"] and caveat["aboveMaps"], caveat
+    assert "flashing shapes that beep" in caveat["text"] and "avscene import-tf" in caveat["text"]
     png = (tmp_path / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 

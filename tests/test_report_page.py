@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from avscene import cli
-from avscene.report.page import rel_path, render_report, write_report
+from avscene.report.page import gain_text, real_video_caveat, rel_path, render_report, write_report
 
 EVIL = '<script>alert("x")</script> & \'q\''
 VOID = {"meta", "img", "source", "br", "hr", "input", "link"}
@@ -185,3 +185,98 @@ def test_cli_report(run_dir, tmp_path, capsys):
     assert (run_dir / "report.html").is_file()
     assert cli.main(["report", str(tmp_path / "nothing")]) == cli.EXIT_ERROR
     assert "no summary" in capsys.readouterr().err
+
+
+def _maps(run: Path, synthetic_only) -> dict:
+    _touch(run / "localize/real/tennis_cam.mp4")
+    return {"network": {"name": "runs/demo/shift/checkpoint.pt", "sha256": "0123456789ab",
+                        "trained_on": "training data unknown", "synthetic_only": synthetic_only, "steps": None,
+                        "note": "the model store has no 'paper-cam'; falling back to runs/demo/shift/checkpoint.pt"},
+            "videos": [{"path": "localize/real/tennis_cam.mp4", "caption": "tennis " + EVIL}], "failed": ["x.mp4: bad"]}
+
+
+def test_page_shows_each_headline_as_a_gain_over_its_baseline(tmp_path):
+    headlines = {
+        "separation": {"metric": "on-screen SDR", "value": 3.71, "baseline": 0.3, "unit": "dB",
+                       "baseline_name": "the unprocessed mixture", "target": 3.0},
+        "sync": {"metric": "offset within +-1 frame", "value": 0.8, "baseline": 3 / 121, "unit": "fraction",
+                 "baseline_name": "a random guess " + EVIL},
+        "action": {"metric": "top-1", "value": 0.1, "baseline": 0.125, "unit": "fraction",
+                   "baseline_name": "chance (1 / 8 classes)"},
+        "bad": {"metric": "broken", "value": "high", "baseline": 0.5},
+    }
+    steps = [{"name": k, "title": f"Step {k}", "result": "r", "headline": h} for k, h in headlines.items()]
+    (tmp_path / "summary.json").write_text(json.dumps({"steps": steps}))
+    text = write_report(tmp_path).read_text()
+    tags = parse(text)
+    words = " ".join("".join(tags.text).split())
+
+    # In each step: result vs baseline, and the gain (a fraction's in percentage points).
+    assert "on-screen SDR 3.7 dB vs 0.3 dB for the unprocessed mixture: +3.4 dB (target +3.0 dB)" in words
+    assert f"offset within +-1 frame 80% vs 2.5% for a random guess {EVIL}: +77.5 points" in words
+    assert "top-1 10% vs 12.5% for chance (1 / 8 classes): -2.5 points" in words
+    assert text.count('class="gain met"') == 2 * 2 and text.count('class="gain unmet"') == 2  # step + table
+    assert "malformed headline" in text  # shown, not fatal; and left out of the table
+
+    # The table at the top, before the contents: one row per well-formed headline, linked.
+    glance = text[text.index('id="at-a-glance"'):text.index("</section>", text.index('id="at-a-glance"'))]
+    assert text.index('id="at-a-glance"') < text.index("<nav>")
+    assert glance.count("<tr>") == 1 + 3
+    assert 'href="#step-separation"' in glance and "yes (target +3.0 dB)" in glance
+    assert '<td class="error">no</td>' in glance and "broken" not in glance
+    assert "<script" not in text
+
+    assert gain_text({"value": 2.0, "baseline": 0.5, "unit": "dB", "target": 3.0}) == ("+1.5 dB", False)
+    assert gain_text({"value": 0.93, "baseline": 0.5, "unit": "fraction"}) == ("+43 points", True)
+    assert gain_text({"value": 0.5, "baseline": 0.5, "unit": "fraction"}) == ("+0 points", False)
+    assert gain_text({"value": float("nan"), "baseline": 0.5}) is None
+
+
+@pytest.mark.parametrize("synthetic_only", [None, True, False])
+def test_real_clip_maps_name_their_network_and_say_what_they_cannot_show(tmp_path, synthetic_only):
+    summary = {"real_clips": [{"path": "/clips/tennis.mp4", "has_video": False, "has_audio": False}],
+               "real_clip_maps": _maps(tmp_path, synthetic_only)}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    text = write_report(tmp_path).read_text()
+    parse(text)
+    section = text[text.index('id="real-clips"'):]
+    assert "Maps made by the network <code>runs/demo/shift/checkpoint.pt</code> [<code>0123456789ab</code>]" in section
+    assert "trained on: training data unknown." in section and "falling back to" in section
+    assert 'src="localize/real/tennis_cam.mp4"' in section and "Could not localize: x.mp4: bad" in section
+    caveat = 'id="real-clip-caveat"' in section
+    assert caveat == (synthetic_only is not False)  # unknown reads as "not trained on real video"
+    if caveat:  # above the maps, in plain words
+        assert section.index("real-clip-caveat") < section.index("<video")
+        assert "flashing shapes that beep" in section and "nothing about where the sound sources" in section
+    assert real_video_caveat(False) == "" and "avscene import-tf" in real_video_caveat(None)
+    # a known synthetic-only network is named as such; an unknown one is not called synthetic-only
+    assert ("only on avscene&#x27;s synthetic world" in section) == bool(synthetic_only)
+
+
+def test_a_file_name_no_font_can_draw_costs_no_glyph_warnings(tmp_path):
+    """A title holding a name in a script the installed fonts lack (boxes in the picture) writes
+    the figure without one "Glyph ... missing" warning per character."""
+    import warnings
+
+    import numpy as np
+
+    from avscene.report.plots import plot_cam_sheet
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = plot_cam_sheet([np.zeros((16, 16, 3), np.uint8)], ["\u65e5\u672c\u8a9e clip.mp4"],
+                              tmp_path / "sheet.png", title="\u30c6\u30b9\u30c8")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+
+
+def test_the_run_line_gives_the_minutes_per_stage_and_says_when_the_machine_was_shared(tmp_path):
+    run = {"minutes": {"data": 1.5, "shift": 6.2}, "wall_minutes": 14.1, "reused": ["shift"],
+           "machine": {"cpu_count": 2, "torch": "2.13.0", "load_average": [5.1, 5.5, 6.0]}}
+    (tmp_path / "summary.json").write_text(json.dumps({"steps": [], "run": run}))
+    words = " ".join("".join(parse(write_report(tmp_path).read_text()).text).split())
+    assert "This run took 14.1 minutes on 2 CPUs (torch 2.13.0); minutes per stage: data 1.5, shift 6.2." in words
+    assert "Reused from an earlier run: shift." in words and "load average 6 over the last 15 minutes" in words
+    run["machine"]["load_average"] = [0.4, 0.9, 1.2]  # the demo alone: nothing to say
+    (tmp_path / "summary.json").write_text(json.dumps({"steps": [], "run": run}))
+    assert "shared the machine" not in write_report(tmp_path).read_text()

@@ -13,12 +13,17 @@ summary.json (every key optional; unknown keys are kept and shown as JSON at the
       "title": "avscene demo",                       page title
       "steps": [Step, ...],                          one section each, in order
       "synthetic": {task: {"folder", "description"}},  the generated sets (demo stage 1)
-      "real_clips": [MediaInfo.to_dict() | {"path", "error"}]   the probed real videos
+      "real_clips": [MediaInfo.to_dict() | {"path", "error"}],  the probed real videos
+      "real_clip_maps": RealClipMaps,                sound-source maps of those videos, and by whom
+      "run": {"minutes": {stage: minutes}, "wall_minutes", "reused": [step names], "machine": {...}}
     }
 
-A :class:`Step` is one stage of the demo (its fields below). Paths of media are relative to the
-run folder, with ``/`` separators (:func:`rel_path` makes one); absolute paths and paths relative
-to the working directory the demo ran in are accepted too, and linked relatively.
+A :class:`Step` is one stage of the demo (its fields below); its :class:`Headline`, the result
+against its baseline and the gain, heads its section and the table at the top of the page. The
+real videos' maps are shown under the network that made them, with a caveat unless its card says
+it learnt from real video (:func:`real_video_caveat`). Paths of media are relative to the run
+folder, with ``/`` separators (:func:`rel_path` makes one); absolute paths and paths relative to
+the working directory the demo ran in are accepted too, and linked relatively.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 from urllib.parse import quote
 
+from avscene.cards import SYNTHETIC_ONLY_WARNING
 from avscene.files import write_text
 
-__all__ = ["MediaItem", "Step", "Summary", "Table", "rel_path", "render_report", "write_report"]
+__all__ = ["Headline", "MediaItem", "RealClipMaps", "Step", "Summary", "Table", "gain_text", "real_video_caveat",
+           "rel_path", "render_report", "write_report"]
 
 
 class MediaItem(TypedDict):
@@ -54,12 +61,26 @@ class Table(TypedDict):
     columns: NotRequired[list[str]]
 
 
+class Headline(TypedDict):
+    """A step's result against what it must beat: ``value`` and ``baseline`` in ``unit``
+    ("dB", or "fraction" for rates shown as percentages); the gain is ``value - baseline`` and
+    counts as met when it is above ``target`` (0 by default)."""
+
+    metric: str  # "on-screen SDR"
+    value: float
+    baseline: float
+    baseline_name: str  # "the unprocessed mixture", "chance (1 / 8 classes)"
+    unit: NotRequired[str]
+    target: NotRequired[float]
+
+
 class Step(TypedDict):
     """One stage of the demo and what it produced."""
 
     name: str  # short id, used as the section's anchor: "shift"
     title: str  # "Audio-visual sync pretraining"
     result: str  # one line: "held-out sync accuracy 0.91 (chance 0.50) after 1500 steps"
+    headline: NotRequired[Headline]
     status: NotRequired[str]  # "ok" (default), "skipped", "failed", ...: shown when not "ok"
     notes: NotRequired[list[str]]  # paragraphs
     metrics: NotRequired[dict[str, Any]]  # name -> number or text
@@ -71,14 +92,27 @@ class Step(TypedDict):
     commands: NotRequired[list[str]]  # exact shell commands that redo the step on one's own videos
 
 
+class RealClipMaps(TypedDict):
+    """The sound-source maps of the real videos and the network that made them. ``network`` is
+    :meth:`avscene.cards.NetworkId.to_dict` with ``note`` (why this network) added; unless its
+    ``synthetic_only`` is False (trained on real video) the page says the maps mean nothing there."""
+
+    network: dict[str, Any]
+    videos: NotRequired[list[MediaItem]]
+    images: NotRequired[list[MediaItem]]
+    failed: NotRequired[list[str]]
+
+
 class Summary(TypedDict, total=False):
     title: str
     steps: list[Step]
     synthetic: dict[str, dict[str, str]]
     real_clips: list[dict[str, Any]]
+    real_clip_maps: RealClipMaps
+    run: dict[str, Any]  # how long each stage took, on what machine
 
 
-_KNOWN_KEYS = ("title", "steps", "synthetic", "real_clips")
+_KNOWN_KEYS = ("title", "steps", "synthetic", "real_clips", "real_clip_maps", "run")
 _VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".ogv": "video/ogg",
                 ".mov": "video/quicktime"}
 _AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac",
@@ -106,6 +140,9 @@ th, td { border: 1px solid var(--line); padding: .25rem .6rem; text-align: left;
 th { background: var(--bg2); font-weight: 600; }
 td.error { color: var(--bad); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.gain { font-weight: 600; } .gain.met { color: #1b6e2a; } .gain.unmet { color: var(--bad); }
+p.headline { font-size: 1.1rem; margin: .25rem 0; }
+.caveat { font-size: 1rem; border-width: 2px; }
 caption { caption-side: top; text-align: left; color: var(--muted); padding-bottom: .25rem; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 1rem; }
 figure { margin: 0; }
@@ -187,6 +224,63 @@ def _is_num(value: Any) -> bool:
 def _slug(text: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_" else "-" for c in str(text).lower())
     return keep.strip("-") or "step"
+
+
+def _percent(fraction: float, sign: str = "") -> str:
+    """0.125 -> "12.5", 0.8 -> "80" (to 0.1, no trailing zero); ``sign="+"`` writes the sign."""
+    text = f"{100 * fraction:{sign}.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _amount(value: float, unit: str) -> str:
+    """A headline number: a fraction as a percentage, dB to 0.1."""
+    if unit == "fraction":
+        return f"{_percent(value)}%"
+    return f"{value:.1f} {unit}".rstrip()
+
+
+def gain_text(headline: dict) -> tuple[str, bool] | None:
+    """``("+3.4 dB", met)`` for a :class:`Headline` (a fraction's gain in percentage points);
+    None when it is malformed (a value or baseline missing, not a number, or not finite)."""
+    verdict = _verdict(headline)
+    return None if verdict is None else verdict[:2]
+
+
+def _verdict(h: dict) -> tuple[str, bool, str] | None:
+    """(gain as text, whether it beats the target, the target as text or "")."""
+    value, baseline, target = h.get("value"), h.get("baseline"), h.get("target", 0.0)
+    if not all(_is_num(v) and math.isfinite(v) for v in (value, baseline)):
+        return None
+    target = target if _is_num(target) and math.isfinite(target) else 0.0
+    unit = str(h.get("unit", ""))
+
+    def signed(x: float) -> str:
+        if unit == "fraction":
+            return f"{_percent(x, '+')} points"
+        return f"{x:+.1f} {unit}".rstrip()
+
+    return signed(value - baseline), value - baseline > target, signed(target) if target else ""
+
+
+#: Said above maps of real video made by a network whose card does not say it learnt from real video.
+_SYNTHETIC_WORLD_MAPS = ("The maps show where a network of the synthetic world would look for flashing shapes that "
+                         "beep; they say nothing about where the sound sources of a real video are.")
+
+
+def real_video_caveat(synthetic_only: bool | None) -> str:
+    """What a page must say about a network's maps of real video: "" when its card says it learnt
+    from real video (``synthetic_only`` False); otherwise (True, or None: unknown) that they mean
+    nothing there, and how to get networks that do."""
+    if synthetic_only is False:
+        return ""
+    if synthetic_only:
+        first = SYNTHETIC_ONLY_WARNING[0].upper() + SYNTHETIC_ONLY_WARNING[1:] + "."
+    else:
+        first = ("Nothing says this network was trained on real video (its card reads \"training data "
+                 "unknown\"), and the demo trains its networks on avscene's synthetic world only (flashes and "
+                 "beeps): treat its results on real video as not meaningful. Networks trained on real video: "
+                 "`avscene import-tf multisensory-nets.zip` (the paper's), or `avscene train ... --data YOUR_VIDEOS`.")
+    return f"{first} {_SYNTHETIC_WORLD_MAPS}"
 
 
 class _Page:
@@ -314,6 +408,93 @@ class _Page:
         text = "\n".join(_e(c) for c in commands)
         return f'<h3>Run it on your own videos</h3><pre class="commands"><code>{text}</code></pre>'
 
+    @staticmethod
+    def headline(step: dict) -> str:
+        """'on-screen SDR 3.7 dB vs 0.3 dB for the unprocessed mixture: +3.4 dB'."""
+        h = step.get("headline")
+        if not h:
+            return ""
+        verdict = _verdict(h)
+        if verdict is None:
+            return f'<div class="warn">malformed headline: <code>{_e(_fmt(h))}</code></div>'
+        gain, met, goal = verdict
+        unit = str(h.get("unit", ""))
+        return (f'<p class="headline">{_e(h.get("metric", "result"))} <strong>{_e(_amount(h["value"], unit))}</strong> '
+                f'vs {_e(_amount(h["baseline"], unit))} for {_e(h.get("baseline_name", "the baseline"))}: '
+                f'<span class="gain {"met" if met else "unmet"}">{_e(gain)}</span>'
+                + (f" (target {_e(goal)})" if goal else "") + "</p>")
+
+    @staticmethod
+    def glance(steps: list, anchors: list[str]) -> str:
+        """The table at the top: every step with a headline, its result, baseline and gain."""
+        rows = []
+        for anchor, step in zip(anchors, steps):
+            h = step.get("headline") if isinstance(step, dict) else None
+            verdict = _verdict(h) if isinstance(h, dict) else None
+            if verdict is None:
+                continue
+            gain, met, goal = verdict
+            unit = str(h.get("unit", ""))
+            answer = ("yes" if met else "no") + (f" (target {goal})" if goal else "")
+            cls = "" if met else ' class="error"'
+            rows.append(f'<tr><td><a href="#{anchor}">{_e(step.get("title") or step.get("name"))}</a></td>'
+                        f'<td>{_e(h.get("metric", ""))}</td><td class="num">{_e(_amount(h["value"], unit))}</td>'
+                        f'<td>{_e(_amount(h["baseline"], unit))}: {_e(h.get("baseline_name", ""))}</td>'
+                        f'<td class="num"><span class="gain {"met" if met else "unmet"}">{_e(gain)}</span></td>'
+                        f"<td{cls}>{_e(answer)}</td></tr>")
+        if not rows:
+            return ""
+        return ('<section id="at-a-glance"><h2>Each capability against its baseline</h2>'
+                '<p class="sub">Measured by this run on held-out synthetic data.</p><table class="glance"><thead><tr>'
+                '<th>capability</th><th>measure</th><th>result</th><th>baseline</th><th>gain</th><th>beats it?</th>'
+                f'</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+
+    @staticmethod
+    def run_line(run: Any) -> str:
+        """'This run took 12.3 minutes on 2 CPUs (torch 2.13.0): data 1.7, shift 4.2, ... minutes.'"""
+        if not isinstance(run, dict):
+            return f'<div class="warn">malformed "run": <code>{_e(_fmt(run))}</code></div>' if run else ""
+        machine = run.get("machine") if isinstance(run.get("machine"), dict) else {}
+        minutes = run.get("minutes") if isinstance(run.get("minutes"), dict) else {}
+        stages = ", ".join(f"{k} {_fmt(v)}" for k, v in minutes.items() if _is_num(v))
+        wall = run.get("wall_minutes")
+        text = (f"This run took {_fmt(wall)} minutes" if _is_num(wall) else "This run")
+        if machine.get("cpu_count"):
+            text += f" on {machine['cpu_count']} CPUs (torch {machine.get('torch', '?')})"
+        text += f"; minutes per stage: {stages}." if stages else "."
+        if run.get("reused"):
+            text += f" Reused from an earlier run: {', '.join(map(str, run['reused']))}."
+        load, cpus = machine.get("load_average"), machine.get("cpu_count")
+        if isinstance(load, list) and load and _is_num(load[-1]) and _is_num(cpus) and load[-1] > cpus:
+            text += (f" Other work shared the machine (load average {_fmt(load[-1])} over the last 15 minutes on "
+                     f"{cpus} CPUs): the demo alone takes less.")
+        return f'<p class="sub" id="run">{_e(text)}</p>'
+
+    def real_clip_maps(self, maps: Any) -> str:
+        """The real videos' maps under the network that made them, and what they can show."""
+        if not maps:
+            return ""
+        if not isinstance(maps, dict) or not isinstance(maps.get("network"), dict):
+            return f'<div class="warn">malformed "real_clip_maps": <code>{_e(_fmt(maps))}</code></div>'
+        net = maps["network"]
+        steps = net.get("steps")
+        trained = str(net.get("trained_on") or "training data unknown") + (f", {steps} steps" if steps else "")
+        sha = f' [<code>{_e(net["sha256"])}</code>]' if net.get("sha256") else ""
+        parts = ["<h3>Where the sound is, in the real videos</h3>",
+                 f'<p class="network">Maps made by the network <code>{_e(net.get("name", "?"))}</code>{sha}, '
+                 f"trained on: {_e(trained)}.</p>"]
+        if net.get("note"):
+            parts.append(f'<p class="sub">{_e(net["note"])}</p>')
+        caveat = real_video_caveat(net.get("synthetic_only"))
+        if caveat:
+            parts.append(f'<div class="warn caveat" id="real-clip-caveat"><strong>What these maps can and cannot '
+                         f"show.</strong> {_e(caveat)}</div>")
+        parts += [self.media(maps, "videos"), self.media(maps, "images")]
+        failed = maps.get("failed") or []
+        if failed:
+            parts.append(f'<div class="warn">Could not localize: {_e("; ".join(map(str, failed)))}</div>')
+        return "\n".join(p for p in parts if p)
+
     # --- sections ------------------------------------------------------------------------------
     def step(self, step: Any, index: int, anchor: str) -> str:
         if not isinstance(step, dict):
@@ -325,6 +506,7 @@ class _Page:
         notes = step.get("notes") or []
         notes = [notes] if isinstance(notes, str) else notes
         parts = [f'<section class="step" id="{anchor}"><h2>{title}{badge}</h2>',
+                 self.headline(step),
                  f'<p class="result">{_e(step.get("result", ""))}</p>',
                  *(f"<p>{_e(n)}</p>" for n in notes),
                  self.metrics(step.get("metrics"))]
@@ -372,9 +554,10 @@ class _Page:
             return None
         return str(video) if video.exists() else None
 
-    def real_clips(self, clips: Any) -> str:
-        if not clips:
+    def real_clips(self, clips: Any, maps: Any = None) -> str:
+        if not clips and not maps:
             return ""
+        clips = clips or []
         if not isinstance(clips, list):
             return f'<div class="warn">malformed "real_clips": <code>{_e(_fmt(clips))}</code></div>'
         rows = []
@@ -395,10 +578,10 @@ class _Page:
             duration = clip.get("duration_s")
             rows.append(f"<tr><td>{name}</td><td>{_e(clip.get('format_name', ''))}</td>"
                         f'<td class="num">{_e(_fmt(duration))} s</td><td>{_e(picture)}</td><td>{_e(sound)}</td></tr>')
-        return ('<section id="real-clips"><h2>Real videos</h2><p class="sub">The videos given with '
-                '<code>--clips</code>, as probed.</p><table class="clips"><thead><tr><th>file</th>'
-                '<th>container</th><th>duration</th><th>picture</th><th>sound</th></tr></thead>'
-                f'<tbody>{"".join(rows)}</tbody></table></section>')
+        table = ('<p class="sub">The videos given with <code>--clips</code>, as probed.</p><table class="clips">'
+                 '<thead><tr><th>file</th><th>container</th><th>duration</th><th>picture</th><th>sound</th></tr>'
+                 f'</thead><tbody>{"".join(rows)}</tbody></table>') if rows else ""
+        return f'<section id="real-clips"><h2>Real videos</h2>{table}{self.real_clip_maps(maps)}</section>'
 
     def render(self, summary: dict) -> str:
         title = _e(summary.get("title") or "avscene results")
@@ -415,7 +598,7 @@ class _Page:
             anchors.append(anchor)
         body = [self.step(step, i, anchors[i]) for i, step in enumerate(steps)]
         body.append(self.synthetic(summary.get("synthetic")))
-        body.append(self.real_clips(summary.get("real_clips")))
+        body.append(self.real_clips(summary.get("real_clips"), summary.get("real_clip_maps")))
         extra = {k: v for k, v in summary.items() if k not in _KNOWN_KEYS}
         if extra:
             body.append('<section id="other"><h2>Other results</h2><pre><code>'
@@ -427,7 +610,7 @@ class _Page:
             toc.append(f'<li><a href="#{anchor}">{_e(step.get("title") or step.get("name") or anchor)}</a>{result}</li>')
         if summary.get("synthetic"):
             toc.append('<li><a href="#synthetic">The synthetic world</a></li>')
-        if summary.get("real_clips"):
+        if summary.get("real_clips") or summary.get("real_clip_maps"):
             toc.append('<li><a href="#real-clips">Real videos</a></li>')
         missing = ""
         if self.missing:
@@ -442,6 +625,8 @@ class _Page:
             f"<header><h1>{title}</h1><p class=\"sub\">Audio-visual scene analysis with self-supervised "
             "multisensory features (Owens &amp; Efros, ECCV 2018), reproduced by avscene.</p></header>",
             missing,
+            self.glance(steps, anchors),
+            self.run_line(summary.get("run")),
             f'<nav><ol>{"".join(toc)}</ol></nav>' if toc else "",
             *[b for b in body if b],
             "<footer>Written by <code>avscene report</code> from summary.json; media are linked, "

@@ -4,18 +4,38 @@ figure is written atomically as PNG."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 
 from avscene.files import atomic_path  # noqa: E402
 
+#: Fonts that cover scripts DejaVu Sans lacks (CJK, ...), tried in order after it for titles that
+#: hold a file's name; only the installed ones are used (a missing family is a findfont warning).
+_FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans", "Arial Unicode MS", "Droid Sans Fallback")
+
+
+def _font_families() -> list[str]:
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(name for name in _FALLBACK_FONTS if name in installed)]
+
+
+_FAMILIES = _font_families()
+if len(_FAMILIES) > 1:  # matplotlib falls back along a list of families glyph by glyph
+    plt.rcParams["font.family"] = _FAMILIES
+
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # A character no installed font has (say a Japanese file name on a machine without CJK
+        # fonts) is drawn as a box, with one warning per glyph and figure; the figure is still
+        # right and the name is written in full in the JSON and the page, so the warning is noise.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
