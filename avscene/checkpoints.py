@@ -14,7 +14,7 @@ import torch
 from avscene.cards import ModelCard, NetworkId, card_of, network_id
 from avscene.files import atomic_path
 from avscene.models import (ActionNet, ActionNetConfig, SeparationNet, SeparationNetConfig, ShiftNet,
-                            ShiftNetConfig)
+                            ShiftNetConfig, TwoTowerConfig, TwoTowerNet)
 from avscene.models.action_net import check_compatible
 
 FORMAT_VERSION = 1
@@ -33,6 +33,7 @@ MODEL_BUILDERS: dict[str, tuple[type, Callable[[Any], torch.nn.Module]]] = {
     "shift": (ShiftNetConfig, ShiftNet),
     "action": (ActionNetConfig, ActionNet.from_config),
     "separation": (SeparationNetConfig, SeparationNet),
+    "correspondence": (TwoTowerConfig, TwoTowerNet),
 }
 
 

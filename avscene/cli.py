@@ -24,7 +24,7 @@ from avscene.store import demo_checkpoint
 # each equal to the library's own.
 #: ``avscene.models.PRESETS`` and ``avscene.models.separation_net.PRESETS``.
 SHIFT_PRESETS = ("paper", "paper-cam", "small", "small-cam", "tiny")
-SEPARATION_PRESETS = ("paper", "small", "tiny")
+SEPARATION_PRESETS = ("paper", "small", "small-lite", "tiny")
 #: ``avscene.synth.worlds.SYNTHETIC_SYNC_WORLDS``.
 SYNTHETIC_SYNC_WORLD_NAMES = ("full", "motions", "pulses", "pulses-crowd", "pulses-lookalikes")
 #: ``avscene.models.separation_net.PHASE_SOURCES`` and ``DEFAULT_PHASE``.
@@ -87,16 +87,20 @@ def _expand_inputs(paths: list[Path]) -> list[Path]:
 def _run_batch(paths: list[Path], work: Callable[[Path], Any]) -> list[tuple[Path, Any, str | None]]:
     """``work(path)`` for every input video (folders expanded), in order: ``(path, result, None)``,
     or ``(path, None, error)`` for a file that failed, reported on stderr as one line while the
-    batch goes on."""
+    batch goes on. Probes and clip reads run in a decode worker process (:mod:`avscene.media.isolate`),
+    so a decoder that crashes or hangs on one file costs that file only."""
+    from avscene.media.isolate import isolated_decoding
+
     outcomes = []
-    for path in _expand_inputs(paths):
-        try:
-            if path.is_dir():
-                raise MediaError(path, "is a folder with no video files in it")
-            outcomes.append((path, work(path), None))
-        except (MediaError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            outcomes.append((path, None, str(err)))
+    with isolated_decoding():
+        for path in _expand_inputs(paths):
+            try:
+                if path.is_dir():
+                    raise MediaError(path, "is a folder with no video files in it")
+                outcomes.append((path, work(path), None))
+            except (MediaError, ValueError) as err:
+                print(f"error: {err}", file=sys.stderr)
+                outcomes.append((path, None, str(err)))
     return outcomes
 
 
@@ -110,11 +114,12 @@ def _load_task_model(spec: str | Path | None, device: str, task: str, command: s
     ``command``'s default (the paper's network when the store holds it, else the demo's, saying
     which on stderr). A clear error when there is none or it is of another task."""
     from avscene.checkpoints import load_network
-    from avscene.models import ActionNet, SeparationNet, ShiftNet
+    from avscene.models import ActionNet, SeparationNet, ShiftNet, TwoTowerNet
     from avscene.store import default_model, resolve_model
     from avscene.train.runtime import pick_device
 
-    model_class = {"shift": ShiftNet, "separation": SeparationNet, "action": ActionNet}[task]
+    model_class = {"shift": ShiftNet, "separation": SeparationNet, "action": ActionNet,
+                   "correspondence": TwoTowerNet}[task]
     hint = (f"train one with `avscene train {task}`" + (" (or run `make demo`)" if task == "shift" else "")
             + ("" if task == "action" else ", or import the paper's with `avscene import-tf`"))
     if spec is None:
@@ -190,16 +195,18 @@ def _add_probe(sub) -> None:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from avscene.media import probe
+    from avscene.media.isolate import isolated_decoding
 
     failed = 0
-    for path in args.files:
-        try:
-            info = probe(path)
-        except MediaError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        print(json.dumps(info.to_dict()))
+    with isolated_decoding():  # a decoder crash or hang costs one file's line, not the rest
+        for path in args.files:
+            try:
+                info = probe(path)
+            except MediaError as err:
+                print(f"error: {err}", file=sys.stderr)
+                failed += 1
+                continue
+            print(json.dumps(info.to_dict()))
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -208,13 +215,16 @@ def _add_synth(sub) -> None:
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     p.add_argument("--n", type=int, default=16, help="number of scenes (default 16)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--task", choices=("sync", "localize", "separation", "action"), default="sync")
+    p.add_argument("--task", choices=("sync", "localize", "separation", "action", "objects"), default="sync",
+                   help="objects: 2-4 sounding objects taking turns, their tracks, activity and sounds")
     p.add_argument("--size", type=int, default=None, help="frame side in pixels")
     p.add_argument("--layout", choices=SCENE_LAYOUTS, default=None,
                    help="objects share the picture (default) or each gets its own cell of a 2 x 2 grid (apart)")
     p.add_argument("--duration-s", dest="duration_s", type=float, default=None, help="scene length (s)")
     p.add_argument("--unseen-action-sound", dest="unseen_action_sound", type=float, default=None, metavar="P",
                    help="action: probability that another class's sound plays off-screen as loud as the action's")
+    p.add_argument("--object-offset-s", dest="object_offset_s", type=float, default=None, metavar="S",
+                   help="objects: one object's sound lags its picture by S seconds (negative: leads)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 
@@ -223,7 +233,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from avscene.synth import SceneConfig, write_dataset
 
     overrides = {k: v for k, v in (("width", args.size), ("height", args.size), ("duration_s", args.duration_s),
-                                   ("unseen_action_sound", args.unseen_action_sound), ("layout", args.layout)) if v}
+                                   ("unseen_action_sound", args.unseen_action_sound), ("layout", args.layout),
+                                   ("object_offset_s", args.object_offset_s)) if v}
+    if args.task == "objects":
+        overrides.setdefault("n_objects", (2, 4))
     config = SceneConfig(task=args.task, **overrides)
     manifest = write_dataset(args.out_dir, args.n, args.seed, task=args.task, config=config, progress=not args.quiet)
     print(f"wrote {args.n} {args.task} scenes: {manifest}")
@@ -276,6 +289,7 @@ def _add_train(sub) -> None:
     _add_train_shift(tasks)
     _add_train_separation(tasks)
     _add_train_action(tasks)
+    _add_train_correspondence(tasks)
 
 
 def _add_train_args(p: argparse.ArgumentParser, *, lr: float, optimizer: str) -> None:
@@ -513,12 +527,32 @@ def _evaluate_action_run(checkpoint: Path, index, args: argparse.Namespace) -> N
 # -- inference on videos --------------------------------------------------------------------------
 
 
+def _add_speed(p: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--channels-last`` of the inference commands."""
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="arithmetic of the network: fp32 (default) or bf16 autocast (about 2x faster on CPUs with "
+                        "bf16 support; its effect on trained networks' verdicts is not yet measured)")
+    p.add_argument("--channels-last", dest="channels_last", action="store_true",
+                   help="channels-last 3-D video layout (try it on GPUs)")
+
+
 def _add_sync(sub) -> None:
     p = sub.add_parser("sync", help="is the sound in sync? offset scan with units, sign and confidence")
     _add_videos(p)
     _add_model(p, "shift", "sync")
+    _add_speed(p)
     p.add_argument("--max-offset-s", "--max-offset", dest="max_offset_s", type=float, default=2.0,
                    help="scan +-this many seconds")
+    p.add_argument("--step", type=int, default=1,
+                   help="coarse-to-fine scan: every STEP-th frame offset on --coarse-windows windows, then every "
+                        "offset near the --refine best peaks on all windows (e.g. 4: several times faster; "
+                        "default 1: every offset on every window, the full scan, until benchmarks/offset.py shows "
+                        "the coarse scan as accurate on trained networks)")
+    p.add_argument("--refine", type=int, default=2, help="coarse peaks refined frame by frame (default 2)")
+    p.add_argument("--coarse-windows", dest="coarse_windows", type=int, default=4,
+                   help="windows the coarse stage scans, spread over the video (default 4)")
+    p.add_argument("--no-scan", dest="scan", action="store_false",
+                   help="no offset scan: only the probability that the video is in sync as it is (one pass per window)")
     p.add_argument("--hop-s", "--hop", dest="hop_s", type=float, default=None,
                    help="seconds between windows (default: one clip)")
     p.add_argument("--max-windows", dest="max_windows", type=int, default=16, help="windows per video at most")
@@ -538,8 +572,13 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     network = _load_task_model(args.model, args.device, "shift", "sync")
     provenance = _Provenance(network, "sync")
+    if args.fix and not args.scan:
+        print("error: --fix needs the offset, which --no-scan does not look for", file=sys.stderr)
+        return EXIT_ERROR
     options = SyncOptions(max_offset_s=args.max_offset_s, hop_s=args.hop_s, max_windows=args.max_windows,
-                          temperature=read_calibration(network.path, network.calibration) or 1.0)
+                          temperature=read_calibration(network.path, network.calibration) or 1.0,
+                          step=args.step, refine=args.refine, coarse_windows=args.coarse_windows, scan=args.scan,
+                          precision=args.precision, channels_last=args.channels_last)
     several = len(_expand_inputs(args.videos)) > 1
     if args.fix and several:
         args.fix.mkdir(parents=True, exist_ok=True)
@@ -589,17 +628,31 @@ def _add_localize(sub) -> None:
                         "convolutional, so e.g. --fit pad --size 128 maps the whole picture")
     p.add_argument("--max-windows", dest="max_windows", type=int, default=None,
                    help="model windows per video at most (default: cover every frame)")
+    p.add_argument("--out-size", dest="out_size", type=_out_size, default=360, metavar="PX|source",
+                   help="height of the overlay video and of the map in the .npy, the width keeping the aspect "
+                        "(default 360; never above the video's own; 'source': the video's own size)")
+    _add_speed(p)
     _add_overwrite(p)
     p.set_defaults(func=_cmd_localize)
+
+
+def _out_size(text: str) -> int | None:
+    """``--out-size``: a height in pixels (>= 16), or ``source`` (None: the video's own size)."""
+    if text == "source":
+        return None
+    if not text.isdigit() or int(text) < 16:
+        raise argparse.ArgumentTypeError(f"expected a height in pixels (>= 16) or 'source', got {text!r}")
+    return int(text)
 
 
 def _cmd_localize(args: argparse.Namespace) -> int:
     from avscene.files import OutputNames
     from avscene.infer.localize import CAM_OUTPUTS, LocalizeOptions, localize_file, write_cam_outputs
 
-    network = _load_task_model(args.model, args.device, "shift", "localize")
+    network = _load_task_model(args.model, args.device, _localize_task(args.model), "localize")
     provenance = _Provenance(network, "localize")
-    options = LocalizeOptions(fit=args.fit, size=args.size, max_windows=args.max_windows)
+    options = LocalizeOptions(fit=args.fit, size=args.size, max_windows=args.max_windows, out_size=args.out_size,
+                              precision=args.precision, channels_last=args.channels_last)
     names = OutputNames(args.out_dir, CAM_OUTPUTS.values(), overwrite=args.overwrite)
 
     def one(path: Path):
@@ -624,6 +677,7 @@ def _add_separate(sub) -> None:
     p.add_argument("--hop-frames", dest="hop_frames", type=int, default=None,
                    help="frames between windows (default: half a clip)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=8, help="windows per forward pass")
+    _add_speed(p)
     p.add_argument("--phase", choices=SEPARATION_PHASES, default=DEFAULT_SEPARATION_PHASE,
                    help="phase of the outputs: the mixture's (default, measured better) or the predicted one "
                         "(the release's default)")
@@ -639,7 +693,8 @@ def _cmd_separate(args: argparse.Namespace) -> int:
                                         write_separation)
 
     options = SeparateOptions(mask=parse_mask(args.mask), hop_frames=args.hop_frames, batch_size=args.batch_size,
-                              phase=args.phase, fit=args.fit)
+                              phase=args.phase, fit=args.fit, precision=args.precision,
+                              channels_last=args.channels_last)
     network = _load_task_model(args.model, args.device, "separation", "separate")
     provenance = _Provenance(network, "separate")
     names = OutputNames(args.out_dir, SEPARATION_OUTPUTS, overwrite=args.overwrite)
@@ -844,9 +899,175 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- audio-visual correspondence (two-tower networks) ---------------------------------------------
+
+#: ``avscene.models.two_tower.PRESETS``, ``OBJECTIVES``, ``VISUAL_KINDS`` and ``POOLS``;
+#: ``avscene.infer.retrieve.BY``.
+CORRESPONDENCE_PRESETS = ("paper", "small", "tiny")
+CORRESPONDENCE_OBJECTIVES = ("l3", "avenet", "infonce")
+CORRESPONDENCE_VISUAL, CORRESPONDENCE_POOLS, RETRIEVE_BY = ("2d", "3d"), ("mean", "max"), ("sound", "picture")
+
+
+def _add_train_correspondence(tasks) -> None:
+    p = tasks.add_parser("correspondence", help="two-tower audio-visual correspondence (L3-Net, AVE-Net, InfoNCE)")
+    p.add_argument("--data", required=True,
+                   help="folder of videos, shards from `avscene prepare` (as `train shift`), or 'synthetic'")
+    p.add_argument("--val-data", dest="val_data", default=None, help="held-out videos or shards (default: ~10%%)")
+    p.add_argument("--preset", choices=CORRESPONDENCE_PRESETS, default="small", help="model preset (default small)")
+    p.add_argument("--objective", choices=CORRESPONDENCE_OBJECTIVES, default="infonce",
+                   help="l3: fused binary head; avenet: distance-based binary; infonce: contrastive over the batch")
+    p.add_argument("--visual", choices=CORRESPONDENCE_VISUAL, default=None,
+                   help="visual tower: 2d over the window's middle frame (default) or 3d over the whole window")
+    p.add_argument("--pool", choices=CORRESPONDENCE_POOLS, default=None, help="pooling of the picture (default max)")
+    p.add_argument("--mil", action="store_true",
+                   help="score the best location of the similarity map (Objects that Sound), not the pooled picture")
+    p.add_argument("--hard-negatives", dest="hard_negatives", action="store_true",
+                   help="each clip's own negative from the same video at another time (default: another video)")
+    p.add_argument("--n-val", dest="n_val", type=int, default=64, help="held-out clips for validation")
+    p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=400,
+                   help="with --data synthetic: number of training scenes")
+    p.add_argument("--synthetic-world", dest="synthetic_world", choices=SYNTHETIC_SYNC_WORLD_NAMES, default="pulses",
+                   help="with --data synthetic: the built-in world (as `train shift`)")
+    _add_train_args(p, lr=1e-3, optimizer="adamw")
+    p.set_defaults(func=_cmd_train_correspondence)
+
+
+def _cmd_train_correspondence(args: argparse.Namespace) -> int:
+    from avscene.models.two_tower import get_preset
+    from avscene.synth.worlds import write_synthetic_sync_data
+    from avscene.train.correspondence import make_correspondence_task
+    from avscene.train.loop import fit
+
+    overrides = {k: v for k, v in (("visual", args.visual), ("pool", args.pool)) if v}
+    model_cfg = get_preset(args.preset, objective=args.objective, mil=args.mil, **overrides)
+    data, val_data = args.data, args.val_data
+    if str(data) == "synthetic":
+        data, val_data = write_synthetic_sync_data(args.out / "synthetic", args.synthetic_scenes, args.seed,
+                                                   model_cfg, world=args.synthetic_world, progress=args.progress)
+    task = make_correspondence_task(data, model_cfg, val_data=val_data, hard_negatives=args.hard_negatives,
+                                    n_val=args.n_val, seed=args.seed, progress=args.progress)
+    if getattr(task.train_index, "skipped", None):
+        print(task.train_index.report(), file=sys.stderr)
+    print(f"checkpoint: {fit(task, _train_config(args))}")
+    return EXIT_OK
+
+
+def _localize_task(spec: str | None) -> str:
+    """The task whose network ``avscene localize --model spec`` runs: ``correspondence`` for a
+    two-tower checkpoint (similarity maps), else ``shift`` (class activation maps)."""
+    from avscene.checkpoints import read_card
+    from avscene.store import resolve_model
+
+    if spec is None:
+        return "shift"
+    return "correspondence" if read_card(resolve_model(spec)).task == "correspondence" else "shift"
+
+
+def _add_retrieve(sub) -> None:
+    p = sub.add_parser("retrieve", help="nearest videos by sound or by picture (two-tower correspondence network)")
+    p.add_argument("--model", required=True, help="correspondence checkpoint or model-store name")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--query", type=Path, required=True, help="a video or an audio file")
+    p.add_argument("--gallery", type=Path, nargs="+", required=True, help="videos or folders of videos")
+    p.add_argument("--k", type=int, default=5, help="matches to keep (default 5)")
+    p.add_argument("--by", choices=RETRIEVE_BY, default="sound",
+                   help="sound: the query's sound against the gallery's pictures (default); picture: the reverse")
+    p.add_argument("--max-windows", dest="max_windows", type=int, default=4, help="model windows per file at most")
+    p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True,
+                   help="writes <query>_retrieve.json and <query>_retrieve.png")
+    _add_overwrite(p)
+    _add_quiet(p)
+    p.set_defaults(func=_cmd_retrieve)
+
+
+def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from avscene.files import OutputNames
+    from avscene.infer.retrieve import RETRIEVE_OUTPUTS, retrieve, write_retrieval_outputs
+
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, got {args.k}")
+    network = _load_task_model(args.model, args.device, "correspondence")
+    provenance = _Provenance(network, "retrieve")
+    gallery = _expand_inputs(args.gallery)
+    result = retrieve(network.model, args.query, gallery, by=args.by, max_windows=args.max_windows,
+                      progress=args.progress)
+    for _, error in result.skipped:
+        print(f"error: {error}", file=sys.stderr)
+    if not result.matches:
+        raise ValueError(f"{' '.join(map(str, args.gallery))}: no usable gallery video")
+    names = OutputNames(args.out_dir, RETRIEVE_OUTPUTS.values(), overwrite=args.overwrite)
+    name = names.claim(args.query)
+    with names.all_or_nothing(name):
+        paths = write_retrieval_outputs(result, network.model, args.out_dir, name=name, k=args.k,
+                                        network=provenance.fields(args.query))
+    for rank, match in enumerate(result.top(args.k), 1):
+        print(f"{rank}. {match.path} {match.score:.4f}")
+    print(f"wrote {paths['json']} and {paths['sheet']}")
+    return EXIT_SOME_FAILED if result.skipped else EXIT_OK
+
+
+def _add_objects(sub) -> None:
+    p = sub.add_parser("objects", help="each sounding object: its track, when it sounds, its own sound and sync")
+    _add_videos(p)
+    p.add_argument("-o", "--out-dir", dest="out_dir", type=Path, required=True, metavar="OUT_DIR",
+                   help="writes <name>_objects.json/.mp4, <name>_timeline.png, <name>_obj<K>.wav/.mp4")
+    _add_model(p, "shift", "localize")
+    p.add_argument("--separation-model", dest="separation_model", default=None,
+                   help="on/off separation checkpoint or model-store name (default: as `avscene separate`)")
+    p.add_argument("--no-separation", dest="separation", action="store_false", help="no per-object sounds")
+    p.add_argument("--no-sync", dest="sync", action="store_false", help="no per-object offset scans")
+    p.add_argument("--max-objects", dest="max_objects", type=int, default=4, help="objects per video at most")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="detection threshold, a fraction of the video's strongest map values (default 0.6; "
+                        "benchmarks/objects.py calibrates it for a network on held-out synthetic scenes)")
+    p.add_argument("--activity-threshold", dest="activity_threshold", type=float, default=None,
+                   help="activity threshold: map strength in an object's box above the picture's median, same "
+                        "units (default 0.5; calibrated likewise)")
+    _add_fit(p)
+    p.add_argument("--size", type=int, default=None,
+                   help="side of the square the picture is fitted to for the maps (default: the model's crop)")
+    p.add_argument("--max-side", dest="max_side", type=int, default=384,
+                   help="longest side of the picture objects are found at (memory: frames x side^2 x 3 bytes)")
+    _add_overwrite(p)
+    p.set_defaults(func=_cmd_objects)
+
+
+def _cmd_objects(args: argparse.Namespace) -> int:
+    from avscene.files import OutputNames
+    from avscene.infer.objects import ObjectsOptions, objects_file
+    from avscene.infer.objects_output import object_suffixes, write_objects_outputs
+
+    defaults = ObjectsOptions()
+    options = ObjectsOptions(max_objects=args.max_objects, fit=args.fit, size=args.size,
+                             threshold=defaults.threshold if args.threshold is None else args.threshold,
+                             activity_threshold=(defaults.activity_threshold if args.activity_threshold is None
+                                                 else args.activity_threshold))
+    network = _load_task_model(args.model, args.device, "shift", "localize")
+    provenance = _Provenance(network, "objects")
+    separator = _load_task_model(args.separation_model, args.device, "separation", "separate") if args.separation else None
+    if separator is not None:
+        print(f"objects: separation network {separator.id.describe()}", file=sys.stderr)
+    names = OutputNames(args.out_dir, object_suffixes(args.max_objects), overwrite=args.overwrite)
+
+    def one(path: Path):
+        result, frames, audio, to_picture = objects_file(network.model, path, options, sync=args.sync,
+                                                         separator=separator.model if separator else None,
+                                                         max_side=args.max_side)
+        name = names.claim(path)
+        fields = provenance.fields(path)
+        if separator is not None:
+            fields["separation_network"] = separator.id.to_dict()
+        with names.all_or_nothing(name):
+            paths = write_objects_outputs(result, frames, audio, args.out_dir, name, to_picture=to_picture,
+                                          network=fields)
+        print(f"{path}: {result.describe()}; wrote {paths['json']}")
+
+    return _batch_exit(_run_batch(args.videos, one))
+
+
 #: The commands, in the order ``avscene --help`` lists them.
 COMMANDS = (_add_sync, _add_localize, _add_separate, _add_classify, _add_train, _add_eval, _add_import_tf,
-            _add_models, _add_prepare, _add_synth, _add_probe, _add_demo, _add_report)
+            _add_models, _add_prepare, _add_synth, _add_probe, _add_demo, _add_report, _add_retrieve, _add_objects)
 
 
 def get_parser() -> argparse.ArgumentParser:

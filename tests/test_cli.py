@@ -60,7 +60,7 @@ def test_every_command_is_listed_and_old_flag_spellings_still_work():
     parser = cli.get_parser()
     commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps them here
     assert list(commands) == ["sync", "localize", "separate", "classify", "train", "eval", "import-tf", "models",
-                              "prepare", "synth", "probe", "demo", "report"]
+                              "prepare", "synth", "probe", "demo", "report", "retrieve", "objects"]
     args = parser.parse_args(["sync", "v.mp4", "--hop", "1.5", "--max-offset", "0.5"])
     assert (args.hop_s, args.max_offset_s) == (1.5, 0.5)
     args = parser.parse_args(["train", "shift", "--data", "d", "--out", "o", "--batch-size", "4", "--workers", "0"])
@@ -74,26 +74,83 @@ def test_demo_networks_are_where_the_commands_look_for_them():
     assert demo_checkpoint("separation") == Path("runs/demo/separation/run/checkpoint.pt")
 
 
-def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys):
+def test_demo_separator_is_small_on_half_the_bins_and_starts_as_the_mixture():
+    """The demo's separator (small-lite) takes the small shift network's clip whole: 64 STFT
+    frames, no padding, 512 bins; its residual output is the mixture before it has learnt."""
+    import torch
+
+    from avscene.demo import SEPARATION_PRESET
+    from avscene.models import SeparationNet, get_preset
+    from avscene.models.separation_net import get_preset as separation_preset
+    from avscene.models.separation_net import input_spectrogram
+
+    cfg = separation_preset(SEPARATION_PRESET["small"])
+    assert cfg.shift == separation_preset("small").shift and cfg.shift.n_frames == get_preset("small").n_frames
+    assert (cfg.spectrogram.n_bins, cfg.spec_frames, cfg.spec_frames % cfg.time_reduction) == (512, 64, 0)
+    torch.manual_seed(0)
+    net = SeparationNet(cfg).eval()
+    for module in net.modules():  # heads at zero: the mixture-residual output is then the mixture
+        if isinstance(module, torch.nn.ConvTranspose2d) and module.out_channels == 4:
+            torch.nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    video = torch.rand(1, 3, *cfg.video_shape[1:]) * 2 - 1  # (1, 3, T, H, W)
+    audio = torch.randn(1, *cfg.audio_shape) * 0.1  # (1, C, N)
+    with torch.no_grad():
+        out = net(video, audio)  # (1, 2, 2, 512, 64)
+    mixture = input_spectrogram(audio, cfg.spectrogram)  # (1, 2, 512, 64)
+    assert out.shape == (1, 2, 2, 512, 64)
+    for source in (0, 1):  # on- and off-screen log magnitudes
+        assert torch.allclose(out[0, source, 0], mixture[0, 0], atol=1e-5)
+
+
+def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys, monkeypatch):
     """The main job end to end at the smallest budget (tiny models: the numbers mean nothing)."""
-    argv = ["demo", "--out", str(tmp_path), "--minutes", "0.1", "--preset", "tiny"]
+    from fractions import Fraction
+
+    from conftest import make_click_video
+
+    monkeypatch.setenv("AVSCENE_HOME", str(tmp_path / "home"))  # an empty model store: the demo's own network
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_click_video(clips / "real.mp4", fps=Fraction(25), sample_rate=16000, n_frames=30, click_frame=10)
+    (clips / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "run"
+    argv = ["demo", "--out", str(out), "--minutes", "0.1", "--preset", "tiny", "--clips", str(clips)]
     assert cli.main(argv) == 0
-    out = capsys.readouterr().out
-    assert "open the results page: file://" in out
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    printed = capsys.readouterr().out
+    assert "open the results page: file://" in printed
+    summary = json.loads((out / "summary.json").read_text())
     assert [s["name"] for s in summary["steps"]] == ["shift", "sync", "localize", "separation", "action"]
     for step in summary["steps"]:
         assert step["result"] and step.get("status", "ok") == "ok"
         for kind in ("images", "videos", "audio"):
             for item in step.get(kind, []):
-                assert (tmp_path / item["path"]).is_file(), item
+                assert (out / item["path"]).is_file(), item
+    # every step but the sync scan's says what it beat: a number, its baseline, finite
+    headlines = {s["name"]: s["headline"] for s in summary["steps"]}
+    assert set(headlines) == {"shift", "sync", "localize", "separation", "action"}
+    assert headlines["shift"]["baseline"] == 0.5 and headlines["action"]["baseline"] == 0.125
+    assert 0 < headlines["sync"]["baseline"] < 0.5 and 0 < headlines["localize"]["baseline"] < 0.5
+    assert headlines["separation"]["unit"] == "dB" and headlines["separation"]["target"] == 3.0
     assert summary["steps"][1]["metrics"]["clips"] >= 3
-    page = (tmp_path / "report.html").read_text()
+    # the real clip's maps, by the demo's own network (the store is empty), and the bad clip reported
+    maps = summary["real_clip_maps"]
+    assert maps["network"]["name"] == "shift/checkpoint.pt" and not maps["network"]["from_store"]
+    assert [Path(v["path"]).name for v in maps["videos"]] == ["real_cam.mp4"]
+    assert (out / maps["videos"][0]["path"]).is_file()
+    assert any(c.get("error") for c in summary["real_clips"])
+    assert set(summary["run"]["minutes"]) == {"data", "shift", "sync", "localize", "separation", "action"}
+    assert summary["run"]["machine"]["cpu_count"] >= 1
+    page = (out / "report.html").read_text()
     assert "localize" in page and "_cam.mp4" in page and "<audio" in page
-    first = (tmp_path / "shift" / "checkpoint.pt").stat().st_mtime_ns
+    assert 'id="at-a-glance"' in page and 'id="real-clip-caveat"' in page
+    first = (out / "shift" / "checkpoint.pt").stat().st_mtime_ns
     assert cli.main(argv) == 0
-    assert (tmp_path / "shift" / "checkpoint.pt").stat().st_mtime_ns == first  # reused, not retrained
+    assert (out / "shift" / "checkpoint.pt").stat().st_mtime_ns == first  # reused, not retrained
     assert "[shift] reused" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["run"]["reused"] == ["shift", "sync", "localize",
+                                                                               "separation", "action"]
 
 
 def test_output_names_never_overwrite_and_an_input_gets_all_its_outputs_or_none(tmp_path):
