@@ -19,6 +19,9 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from avscene.constants import frame_to_sample
 
 #: How windows are laid over the input (see :func:`plan_windows`).
 Align = Literal["center", "cover", "start"]
@@ -178,3 +181,15 @@ def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
 def video_layout(video: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """``video`` (B, C, T, H, W) in ``channels_last_3d`` order when asked (same values)."""
     return video.contiguous(memory_format=torch.channels_last_3d) if channels_last else video
+
+
+def clip_audio(frames: torch.Tensor, audio: torch.Tensor, cfg) -> torch.Tensor:
+    """The audio of a batch of model windows: ``audio`` (B, N, C) trimmed or padded with silence
+    to the span of ``frames`` (B, T, ...) -> (B, C, N'); a clear error for a mismatched batch."""
+    if audio.dim() != 3 or audio.shape[0] != frames.shape[0] or audio.shape[2] != cfg.audio_channels:
+        raise ValueError(f"audio must be ({frames.shape[0]}, N, {cfg.audio_channels}), got {tuple(audio.shape)}")
+    n_samples = frame_to_sample(frames.shape[1], cfg.fps, cfg.sample_rate)
+    if abs(audio.shape[1] - n_samples) > cfg.sample_rate / cfg.fps + 1:
+        raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
+    audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
+    return audio.permute(0, 2, 1)  # (B, C, N)

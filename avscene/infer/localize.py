@@ -65,8 +65,8 @@ from avscene.infer.spans import SpanReader
 from avscene.infer.similarity import is_two_tower, similarity_batch
 from avscene.media import ClipRangeError, MediaError, probe, read_clip
 from avscene.media.geometry import FITS, FitGeometry
-from avscene.windows import (OverlapAdd, check_precision, inference, model_device, plan_windows, to_channels_last,
-                             video_layout)
+from avscene.windows import (OverlapAdd, check_precision, clip_audio, inference, model_device, plan_windows,
+                             to_channels_last, video_layout)
 
 
 # -- options and results ---------------------------------------------------------------------------
@@ -132,6 +132,12 @@ class LocalizeOptions:
         return self.out_size, max(1, round(w * self.out_size / h))
 
 
+#: What :attr:`LocalizeResult.value` means, as the JSON says it.
+MAP_VALUES = {"|CAM|": "|CAM|: per-cell logit of the shift network (bias included), absolute value",
+              "similarity": "cosine similarity of the sound's embedding with each location's picture embedding, "
+                            "in [-1, 1] (two-tower correspondence network)"}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class LocalizeResult:
     """Sound-source maps of one video, at the video's frame rate.
@@ -163,6 +169,8 @@ class LocalizeResult:
     model_config: dict
     #: (height, width) of the overlay video (``LocalizeOptions.out_size``); None: ``frame_hw``.
     out_hw: tuple[int, int] | None = None
+    #: What the map's values are: ``|CAM|`` (shift networks) or cosine similarity (two-tower).
+    value: str = "|CAM|"
 
     @property
     def n_frames(self) -> int:
@@ -183,7 +191,7 @@ class LocalizeResult:
         x, y, value = self.peaks[best]
         return (f"{self.n_frames} frames at {float(self.fps):.3f} fps, {self.frame_hw[1]}x{self.frame_hw[0]}, "
                 f"{len(self.window_starts)} window(s); strongest at x={x:.0f}, y={y:.0f} px, "
-                f"t={float(best / self.fps):.2f} s (|CAM| {value:.3g})")
+                f"t={float(best / self.fps):.2f} s ({self.value} {value:.3g})")
 
     def to_dict(self) -> dict:
         """JSON-ready metadata and per-frame peaks (the map itself goes to the .npy)."""
@@ -198,7 +206,7 @@ class LocalizeResult:
             "map": {
                 "shape": list(self.cam.shape),
                 "scale": self.scale,
-                "value": "|CAM|: per-cell logit of the shift network (bias included), absolute value",
+                "value": MAP_VALUES[self.value],
                 "unseen": "NaN (parts of the frame the model did not see)",
                 "coordinates": "original pixels, (0, 0) = centre of the top-left pixel, x right, y down",
             },
@@ -258,16 +266,11 @@ def cam_batch(model, frames, audio, *, absolute: bool = True, precision: str = "
     if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or min(frames.shape[2:4]) < 16:
         raise ValueError(f"frames must be uint8 (B, T, H, W, 3) with H, W >= 16 (the model's crop is "
                          f"{cfg.crop_size}), got {frames.dtype} {tuple(frames.shape)}")
-    if audio.dim() != 3 or audio.shape[0] != frames.shape[0] or audio.shape[2] != cfg.audio_channels:
-        raise ValueError(f"audio must be ({frames.shape[0]}, N, {cfg.audio_channels}), got {tuple(audio.shape)}")
-    n_samples = frame_to_sample(frames.shape[1], cfg.fps, cfg.sample_rate)
-    if abs(audio.shape[1] - n_samples) > cfg.sample_rate / cfg.fps + 1:
-        raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
-    audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
+    audio = clip_audio(frames, audio, cfg)  # (B, C, N)
     device = model_device(model)
     video = video_layout(frames_to_video(frames.to(device)), channels_last)  # (B, 3, T, H, W)
     with inference(model, precision):
-        cam = model.cam(video, audio.permute(0, 2, 1).to(device))  # (B, T', h, w)
+        cam = model.cam(video, audio.to(device))  # (B, T', h, w)
     cam = cam.float()
     return (cam.abs() if absolute else cam).cpu().numpy()
 
@@ -413,7 +416,8 @@ def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) 
         path=path, fps=fps, frame_hw=(int(h), int(w)), cam=cam, scale=map_hw[0] / h, peaks=peaks,
         cells=cells, geometry=geometry, cam_stride=stride, cam_shape=cam_shape, model_fps=cfg.fps,
         window_frames=cfg.n_frames, window_starts=tuple(int(s) for s in starts), hop_frames=hop,
-        model_config=cfg.to_dict() if hasattr(cfg, "to_dict") else {}, out_hw=(out_h, out_w))
+        model_config=cfg.to_dict() if hasattr(cfg, "to_dict") else {}, out_hw=(out_h, out_w),
+        value="similarity" if is_two_tower(model) else "|CAM|")
 
 
 def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = LocalizeOptions()) -> LocalizeResult:
@@ -577,5 +581,5 @@ def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, nam
     titles = [f"frame {k}, {float(k / fps):.2f} s" for k in sheet_at]
     peaks = [tuple(result.peaks[k, :2]) for k in sheet_at]
     plot_cam_sheet([sheet[k] for k in sheet_at], titles, paths["sheet"], peaks=peaks,
-                   title=f"{Path(result.path).name}: |CAM| (thresholds {lo:.3g}-{hi:.3g})")
+                   title=f"{Path(result.path).name}: {result.value} (thresholds {lo:.3g}-{hi:.3g})")
     return paths

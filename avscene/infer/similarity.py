@@ -17,10 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avscene.constants import frame_to_sample
 from avscene.data.shift_pairs import frames_to_video
 from avscene.models.two_tower import MAP_STRIDE_T, TwoTowerNet
-from avscene.windows import model_device
+from avscene.windows import clip_audio, model_device
 
 def is_two_tower(model) -> bool:
     """Whether ``model`` is a two-tower correspondence network (its maps are similarity maps)."""
@@ -35,17 +34,6 @@ def _eval_mode(model: torch.nn.Module):
         yield model
     finally:
         model.train(was_training)
-
-
-def _audio_for(frames: torch.Tensor, audio: torch.Tensor, cfg) -> torch.Tensor:
-    """audio (B, N, C) trimmed or padded with silence to the ``frames``' span -> (B, C, N')."""
-    if audio.dim() != 3 or audio.shape[0] != frames.shape[0] or audio.shape[2] != cfg.audio_channels:
-        raise ValueError(f"audio must be ({frames.shape[0]}, N, {cfg.audio_channels}), got {tuple(audio.shape)}")
-    n_samples = frame_to_sample(frames.shape[1], cfg.fps, cfg.sample_rate)
-    if abs(audio.shape[1] - n_samples) > cfg.sample_rate / cfg.fps + 1:
-        raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
-    audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
-    return audio.permute(0, 2, 1)  # (B, C, N)
 
 
 @torch.no_grad()
@@ -64,7 +52,7 @@ def similarity_batch(model: TwoTowerNet, frames, audio) -> np.ndarray:
     if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or min(frames.shape[2:4]) < 16:
         raise ValueError(f"frames must be uint8 (B, T, H, W, 3) with H, W >= 16, got {frames.dtype} "
                          f"{tuple(frames.shape)}")
-    audio = _audio_for(frames, audio, cfg)
+    audio = clip_audio(frames, audio, cfg)
     device = model_device(model)
     video = frames_to_video(frames.to(device))  # (B, 3, T, H, W)
     with _eval_mode(model):
