@@ -24,21 +24,19 @@ Metrics: ``loss``, ``acc`` (binary: logit > 0 right; InfoNCE: the right sound ra
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
-from avscene.cards import shards_data
 from avscene.data.correspondence_pairs import UNKNOWN_VIDEO, CorrespondencePairs, correspondence_sampling
-from avscene.data.shards import ShardSet, ShardShiftExamples, is_shard_data, open_shards, shift_example_shards
+from avscene.data.shards import ShardSet, ShardShiftExamples
 from avscene.data.shift_pairs import frames_to_video
-from avscene.data.splits import split_index, split_shards
-from avscene.data.videos import VideoIndex, index_videos
+from avscene.data.videos import VideoIndex
 from avscene.models.two_tower import TwoTowerConfig, TwoTowerNet
+from avscene.train.pair_data import held_out_batches, index_training_data, load_train_val
 
 
 def same_video_mask(videos: torch.Tensor) -> torch.Tensor:
@@ -151,9 +149,7 @@ class CorrespondenceTask:
         return TwoTowerNet(self.model_cfg)
 
     def training_data(self) -> dict:
-        if isinstance(self.train_index, ShardSet):
-            return shards_data(self.train_index.spec, len(self.train_index))
-        return self.train_index.training_data()
+        return index_training_data(self.train_index)
 
     def model_config(self) -> dict:
         return self.model_cfg.to_dict()
@@ -180,15 +176,8 @@ class CorrespondenceTask:
     def val_batches(self, batch_size: int = 16) -> list[dict]:
         """The fixed held-out examples (centre crop, no flip), built once."""
         if self._val_batches is None:
-            if isinstance(self.val_index, ShardSet):
-                stream = shift_example_shards(list(self.val_index.urls), self.sampling(augment=False),
-                                              seed=self.seed + 7919, shuffle=False, rank=0, world_size=1)
-                examples = list(itertools.islice(stream, self.n_val))
-            else:
-                pairs = CorrespondencePairs(self.val_index, self.sampling(augment=False), seed=self.seed + 7919)
-                examples = [pairs[i] for i in range(self.n_val)]
-            self._val_batches = [default_collate(examples[i : i + batch_size])
-                                 for i in range(0, len(examples), batch_size)]
+            self._val_batches = held_out_batches(self.val_index, self.sampling(augment=False), CorrespondencePairs,
+                                                 n=self.n_val, seed=self.seed + 7919, batch_size=batch_size)
         return self._val_batches
 
     @torch.no_grad()
@@ -210,17 +199,7 @@ def make_correspondence_task(data: str | Path, model_cfg: TwoTowerConfig, *, val
     unusable files are skipped and reported on the task's ``train_index``. Without ``val_data``
     about 10 % of the videos (or shards) are held out."""
     probe_sampling = correspondence_sampling(model_cfg, hard_negatives=True, augment=False)
-
-    def load(source) -> VideoIndex | ShardSet:
-        if is_shard_data(source):
-            return open_shards(source, probe_sampling)
-        return index_videos(source, min_duration_s=probe_sampling.min_video_s, progress=progress)
-
-    index = load(data)
-    if val_data is not None:
-        train_index, val_index = index, load(val_data)
-    else:
-        train_index, val_index = (split_shards if isinstance(index, ShardSet) else split_index)(index)
+    _, train_index, val_index = load_train_val(data, val_data, probe_sampling, progress=progress)
     if isinstance(train_index, ShardSet) and len(train_index) == 0:
         raise ValueError(f"{data}: no training shards left after holding out validation ones; give --val-data")
     if isinstance(train_index, VideoIndex) and len(train_index) < 2:

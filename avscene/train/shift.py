@@ -18,22 +18,20 @@ every epoch, a function of ``(seed, epoch)`` for a given number of processes and
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
-from avscene.cards import shards_data
 from avscene.checkpoints import shift_weights_for
-from avscene.data.shards import ShardSet, ShardShiftExamples, is_shard_data, open_shards, shift_example_shards
+from avscene.data.shards import ShardSet, ShardShiftExamples
 from avscene.data.shift_pairs import ShiftPairs, ShiftSampling, frames_to_video
-from avscene.data.splits import split_index, split_shards
-from avscene.data.videos import VideoIndex, index_videos
+from avscene.data.videos import VideoIndex
 from avscene.models import ShiftNet, ShiftNetConfig
+from avscene.train.pair_data import held_out_batches, index_training_data, load_train_val
 
 
 def shift_sampling(model_cfg: ShiftNetConfig, *, negatives: str, shift_range_s, augment: bool) -> ShiftSampling:
@@ -109,9 +107,7 @@ class ShiftTask:
 
     def training_data(self) -> dict:
         """What this network learns from, for its model card."""
-        if isinstance(self.train_index, ShardSet):
-            return shards_data(self.train_index.spec, len(self.train_index))
-        return self.train_index.training_data()
+        return index_training_data(self.train_index)
 
     def model_config(self) -> dict:
         return self.model_cfg.to_dict()
@@ -143,15 +139,8 @@ class ShiftTask:
     def val_batches(self, batch_size: int = 16) -> list[dict]:
         """The fixed held-out examples (centre crop, no flip), built once."""
         if self._val_batches is None:
-            if isinstance(self.val_index, ShardSet):  # the first n_val segments, in shard order
-                stream = shift_example_shards(list(self.val_index.urls), self.sampling(augment=False),
-                                              seed=self.seed + 7919, shuffle=False, rank=0, world_size=1)
-                examples = list(itertools.islice(stream, self.n_val))
-            else:
-                pairs = ShiftPairs(self.val_index, self.sampling(augment=False), seed=self.seed + 7919)
-                examples = [pairs[i] for i in range(self.n_val)]
-            self._val_batches = [default_collate(examples[i : i + batch_size])
-                                 for i in range(0, len(examples), batch_size)]
+            self._val_batches = held_out_batches(self.val_index, self.sampling(augment=False), ShiftPairs,
+                                                 n=self.n_val, seed=self.seed + 7919, batch_size=batch_size)
         return self._val_batches
 
     @torch.no_grad()
@@ -180,19 +169,7 @@ def make_shift_task(data: str | Path, model_cfg: ShiftNetConfig, *, val_data: st
     rather than when a reader runs dry. ``init``: a shift checkpoint to start from
     (:func:`avscene.checkpoints.shift_weights_for` checks that it fits)."""
     probe_sampling = shift_sampling(model_cfg, negatives=negatives, shift_range_s=shift_range_s, augment=False)
-
-    def load(source) -> VideoIndex | ShardSet:
-        if is_shard_data(source):
-            return open_shards(source, probe_sampling)
-        return index_videos(source, min_duration_s=probe_sampling.min_video_s, progress=progress)
-
-    index = load(data)
-    if val_data is not None:
-        train_index, val_index = index, load(val_data)
-    elif isinstance(index, ShardSet):
-        train_index, val_index = split_shards(index)
-    else:
-        train_index, val_index = split_index(index)
+    index, train_index, val_index = load_train_val(data, val_data, probe_sampling, progress=progress)
     if len(train_index) == 0:
         raise ValueError(f"{data}: no usable training videos\n{index.report()}")
     if isinstance(train_index, ShardSet) and num_workers is not None:
