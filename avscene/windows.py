@@ -183,13 +183,20 @@ def video_layout(video: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return video.contiguous(memory_format=torch.channels_last_3d) if channels_last else video
 
 
-def clip_audio(frames: torch.Tensor, audio: torch.Tensor, cfg) -> torch.Tensor:
-    """The audio of a batch of model windows: ``audio`` (B, N, C) trimmed or padded with silence
-    to the span of ``frames`` (B, T, ...) -> (B, C, N'); a clear error for a mismatched batch."""
+def window_batch(frames, audio, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of model windows as tensors, checked: ``frames`` uint8 (B, T, H, W, 3) with
+    H, W >= 16 (the networks are fully convolutional), and ``audio`` (B, N, C) trimmed or padded
+    with silence to the frames' span -> (frames (B, T, H, W, 3), audio (B, C, N')); a clear
+    error for anything else."""
+    frames = torch.as_tensor(np.asarray(frames))
+    audio = torch.as_tensor(np.asarray(audio, np.float32))
+    if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or min(frames.shape[2:4]) < 16:
+        raise ValueError(f"frames must be uint8 (B, T, H, W, 3) with H, W >= 16 (the model's crop is "
+                         f"{cfg.crop_size}), got {frames.dtype} {tuple(frames.shape)}")
     if audio.dim() != 3 or audio.shape[0] != frames.shape[0] or audio.shape[2] != cfg.audio_channels:
         raise ValueError(f"audio must be ({frames.shape[0]}, N, {cfg.audio_channels}), got {tuple(audio.shape)}")
     n_samples = frame_to_sample(frames.shape[1], cfg.fps, cfg.sample_rate)
     if abs(audio.shape[1] - n_samples) > cfg.sample_rate / cfg.fps + 1:
         raise ValueError(f"{frames.shape[1]} frames need {n_samples} audio samples, got {audio.shape[1]}")
     audio = F.pad(audio[:, :n_samples], (0, 0, 0, max(0, n_samples - audio.shape[1])))  # (B, N, C)
-    return audio.permute(0, 2, 1)  # (B, C, N)
+    return frames, audio.permute(0, 2, 1)  # (B, T, H, W, 3), (B, C, N)

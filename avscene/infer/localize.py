@@ -65,8 +65,8 @@ from avscene.infer.spans import SpanReader
 from avscene.infer.similarity import is_two_tower, similarity_batch
 from avscene.media import ClipRangeError, MediaError, probe, read_clip
 from avscene.media.geometry import FITS, FitGeometry
-from avscene.windows import (OverlapAdd, check_precision, clip_audio, inference, model_device, plan_windows,
-                             to_channels_last, video_layout)
+from avscene.windows import (OverlapAdd, check_precision, inference, model_device, plan_windows,
+                             to_channels_last, video_layout, window_batch)
 
 
 # -- options and results ---------------------------------------------------------------------------
@@ -260,13 +260,7 @@ def cam_batch(model, frames, audio, *, absolute: bool = True, precision: str = "
         return similarity_batch(model, frames, audio)
     if not hasattr(model, "cam"):
         raise ValueError("localization needs a shift network (a model with a `cam` method)")
-    cfg = model.config
-    frames = torch.as_tensor(np.asarray(frames))
-    audio = torch.as_tensor(np.asarray(audio, np.float32))
-    if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or min(frames.shape[2:4]) < 16:
-        raise ValueError(f"frames must be uint8 (B, T, H, W, 3) with H, W >= 16 (the model's crop is "
-                         f"{cfg.crop_size}), got {frames.dtype} {tuple(frames.shape)}")
-    audio = clip_audio(frames, audio, cfg)  # (B, C, N)
+    frames, audio = window_batch(frames, audio, model.config)  # (B, T, H, W, 3), (B, C, N)
     device = model_device(model)
     video = video_layout(frames_to_video(frames.to(device)), channels_last)  # (B, 3, T, H, W)
     with inference(model, precision):

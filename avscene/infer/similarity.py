@@ -11,32 +11,19 @@ maps come out in the same formats (``_cam.mp4``, ``.npy``, ``.json``, ``_sheet.p
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from avscene.data.shift_pairs import frames_to_video
 from avscene.models.two_tower import MAP_STRIDE_T, TwoTowerNet
-from avscene.windows import clip_audio, model_device
+from avscene.windows import inference, model_device, window_batch
+
 
 def is_two_tower(model) -> bool:
     """Whether ``model`` is a two-tower correspondence network (its maps are similarity maps)."""
     return isinstance(model, TwoTowerNet)
 
 
-@contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module):
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
 def similarity_batch(model: TwoTowerNet, frames, audio) -> np.ndarray:
     """Similarity maps of a batch of clips, in eval mode (the model's mode is restored).
 
@@ -46,16 +33,10 @@ def similarity_batch(model: TwoTowerNet, frames, audio) -> np.ndarray:
         audio: float32 (B, N, C) in [-1, 1], sample 0 at frame 0, ``N`` about ``frame_to_sample(T)``.
     Returns: float32 (B, ceil(T / 8), h, w), cells as ``model.config.map_stride`` says.
     """
-    cfg = model.config
-    frames = torch.as_tensor(np.asarray(frames))
-    audio = torch.as_tensor(np.asarray(audio, np.float32))
-    if frames.dim() != 5 or frames.shape[-1] != 3 or frames.dtype != torch.uint8 or min(frames.shape[2:4]) < 16:
-        raise ValueError(f"frames must be uint8 (B, T, H, W, 3) with H, W >= 16, got {frames.dtype} "
-                         f"{tuple(frames.shape)}")
-    audio = clip_audio(frames, audio, cfg)
+    frames, audio = window_batch(frames, audio, model.config)  # (B, T, H, W, 3), (B, C, N)
     device = model_device(model)
     video = frames_to_video(frames.to(device))  # (B, 3, T, H, W)
-    with _eval_mode(model):
+    with inference(model):
         locations = F.normalize(model.embed_locations(video, every=MAP_STRIDE_T), dim=1)  # (B, D, T', h, w)
         maps = model.similarity_map(model.embed_audio(audio.to(device)), locations)  # (B, T', h, w)
     return maps.float().cpu().numpy()
