@@ -4,6 +4,8 @@ masks and file outputs, the metrics and Table 2, and the command line (tiny pres
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -379,3 +381,16 @@ def test_cli_train_separate_and_eval(tmp_path, trained_ckpt, scene_set, capsys):
     assert "| full |" in capsys.readouterr().out
     assert (tmp_path / "eval" / "separation_eval.csv").exists()
     assert cli.main(["separate", str(silent), "-o", str(tmp_path / "x"), "--model", str(tmp_path / "none.pt")]) == 2
+
+
+def test_bss_eval_survives_torch_set_num_threads():
+    """torch 2.13 + MKL: after set_num_threads(2), batched float64 solves of 512 x 512 systems
+    fail; bss_eval must still give the metrics (a fresh process: the thread state is global)."""
+    code = ("import numpy as np, torch; torch.set_num_threads(2); "
+            "from avscene.metrics.separation import bss_eval; "
+            "ref = np.random.default_rng(0).standard_normal((2, 2, 8000)); "
+            "sdr, _, _ = bss_eval(ref, ref + 0.5 * np.random.default_rng(1).standard_normal(ref.shape)); "
+            "print(sdr.shape, bool((np.abs(sdr - 6.0) < 1.0).all()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "True", out.stdout

@@ -34,6 +34,7 @@ prediction padded at -100 dB, a constant the net cannot change; here all 1024 bi
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import NamedTuple
 
@@ -126,9 +127,31 @@ def bss_eval(reference, estimate, *, filter_length: int = 512, clamp_db: float |
     if ref.shape != est.shape or ref.dim() < 2:
         raise ValueError(f"reference and estimate must both be (..., n_sources, N), got {tuple(ref.shape)} "
                          f"and {tuple(est.shape)}")
-    sdr, sir, sar = _fast_bss_eval().bss_eval_sources(ref, est, filter_length=filter_length, clamp_db=clamp_db,
-                                                      compute_permutation=False)
+    def run():
+        return _fast_bss_eval().bss_eval_sources(ref, est, filter_length=filter_length, clamp_db=clamp_db,
+                                                 compute_permutation=False)
+
+    try:
+        sdr, sir, sar = run()
+    except RuntimeError as error:
+        # torch 2.13's MKL build: after any torch.set_num_threads(n >= 2) call, a batched float64
+        # solve of filter_length-sized systems fails ("Pivots given to lu_solve ..."); one thread
+        # solves them correctly.
+        if "lu_solve" not in str(error):
+            raise
+        with _one_thread():
+            sdr, sir, sar = run()
     return sdr.numpy(), sir.numpy(), sar.numpy()
+
+
+@contextlib.contextmanager
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def si_sdr(reference, estimate, *, clamp_db: float | None = 100.0, eps: float = 1e-12) -> Tensor:
