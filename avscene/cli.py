@@ -404,9 +404,13 @@ def _add_train_separation(tasks) -> None:
                         "scratch and audio-only)")
     p.add_argument("--variant", choices=SEPARATION_VARIANTS, default="full", help="Table 2 row (default full)")
     p.add_argument("--preset", choices=SEPARATION_PRESETS, default="small", help="model preset (default small)")
-    p.add_argument("--output", choices=("spectrogram", "mixture-residual"), default=None,
+    p.add_argument("--output", choices=("spectrogram", "mixture-residual", "mask"), default=None,
                    help="how the U-Net's heads become spectrograms: regressed from nothing (the release; "
-                        "default of paper) or as the mixture's plus a correction (default of small, tiny)")
+                        "default of paper), as the mixture's plus a correction (default of small, tiny) or "
+                        "the mixture split by a soft mask with a per-frame video gate (default of small-lite)")
+    p.add_argument("--loss", choices=("log", "compressed"), default=None,
+                   help="L1 on log magnitudes + 0.01 x phase (the release; default but for small-lite) or on "
+                        "magnitudes^0.3 (default of small-lite)")
     p.add_argument("--snr-db", dest="snr_db", type=float, nargs=2, metavar=("LO", "HI"), default=(0.0, 0.0),
                    help="on/off SNR range of training mixtures in dB (default 0 0, the release)")
     p.add_argument("--n-val", dest="n_val", type=int, default=32, help="held-out clips for validation")
@@ -424,7 +428,7 @@ def _cmd_train_separation(args: argparse.Namespace) -> int:
     from avscene.synth.worlds import write_synthetic_separation_data
     from avscene.train.separation import make_separation_task
 
-    overrides = {"output": args.output} if args.output else {}
+    overrides = {k: v for k, v in (("output", args.output), ("loss", args.loss)) if v}
     model_cfg = get_preset(args.preset, variant=args.variant, **overrides)
     if model_cfg.init_from_shift:
         model_cfg = dataclasses.replace(model_cfg, shift=_with_init_layout(model_cfg.shift, args.init))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,8 @@ def test_demo_networks_are_where_the_commands_look_for_them():
 
 def test_demo_separator_is_small_on_half_the_bins_and_starts_as_the_mixture():
     """The demo's separator (small-lite) takes the small shift network's clip whole: 64 STFT
-    frames, no padding, 512 bins; its residual output is the mixture before it has learnt."""
+    frames, no padding, 512 bins; its mask output halves the mixture for both sources (-6 dB)
+    before it has learnt."""
     import torch
 
     from avscene.demo import SEPARATION_PRESET
@@ -89,7 +91,8 @@ def test_demo_separator_is_small_on_half_the_bins_and_starts_as_the_mixture():
     assert (cfg.spectrogram.n_bins, cfg.spec_frames, cfg.spec_frames % cfg.time_reduction) == (512, 64, 0)
     torch.manual_seed(0)
     net = SeparationNet(cfg).eval()
-    for module in net.modules():  # heads at zero: the mixture-residual output is then the mixture
+    assert (cfg.output, cfg.loss) == ("mask", "compressed")
+    for module in net.modules():  # heads at zero (the video gate starts there): the mask is then 1/2
         if isinstance(module, torch.nn.ConvTranspose2d) and module.out_channels == 4:
             torch.nn.init.zeros_(module.weight)
             if module.bias is not None:
@@ -100,8 +103,9 @@ def test_demo_separator_is_small_on_half_the_bins_and_starts_as_the_mixture():
         out = net(video, audio)  # (1, 2, 2, 512, 64)
     mixture = input_spectrogram(audio, cfg.spectrogram)  # (1, 2, 512, 64)
     assert out.shape == (1, 2, 2, 512, 64)
+    half = 40 * math.log10(0.5) / (cfg.spectrogram.db_max - cfg.spectrogram.db_min)  # -6 dB in normalised units
     for source in (0, 1):  # on- and off-screen log magnitudes
-        assert torch.allclose(out[0, source, 0], mixture[0, 0], atol=1e-5)
+        assert torch.allclose(out[0, source, 0], mixture[0, 0] + half, atol=1e-5)
 
 
 def test_demo_runs_every_step_writes_the_report_and_reuses_steps(tmp_path, capsys, monkeypatch):

@@ -56,12 +56,16 @@ def shift_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_ckpt(tmp_path_factory, scene_set, shift_ckpt) -> Path:
-    """A tiny separation net trained for 2 steps through the command line."""
+    """A tiny separation net trained for 2 steps through the command line (the demo's mask output
+    and compressed loss, so that every command downstream meets them)."""
     out = tmp_path_factory.mktemp("sep_run")
     rc = cli.main(["train", "separation", "--data", str(scene_set), "--init", str(shift_ckpt), "--preset", "tiny",
+                   "--output", "mask", "--loss", "compressed",
                    "--out", str(out), "--steps", "2", "--batch-size", "2", "--workers", "0", "--n-val", "2",
                    "--val-every", "2", "--log-every", "1", "--device", "cpu", "--quiet"])
     assert rc == 0
+    config = load_checkpoint(out / "checkpoint.pt")["model_config"]
+    assert (config["output"], config["loss"]) == ("mask", "compressed")
     return out / "checkpoint.pt"
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from avscene.audio.stft import PAPER_SPECTROGRAM, SpectrogramConfig, analyze, istft, stft, synthesize
+from avscene.audio.stft import PAPER_SPECTROGRAM, SpectrogramConfig, analyze, istft, stft, synthesize, unit_to_db
 from avscene.data.mixtures import (
     MixtureConfig,
     draw_snr_db,
@@ -328,7 +328,8 @@ def test_tiny_forward_shapes_range_and_gradients(output):
 
 def test_mixture_residual_output_starts_from_the_mixture():
     """With the heads silent, the residual form returns the mixture's spectrogram for both
-    sources; the release's form returns 0 (mid-range: -10 dB, zero phase) for both."""
+    sources, the mask form the mixture at half amplitude (-6 dB) for both; the release's form
+    returns 0 (mid-range: -10 dB, zero phase) for both."""
     torch.manual_seed(0)
     video, audio = tiny_inputs(get_preset("tiny"))
     for output in OUTPUTS:
@@ -342,7 +343,8 @@ def test_mixture_residual_output_starts_from_the_mixture():
             assert out.abs().max() == 0
         else:
             mix = input_spectrogram(audio, cfg.spectrogram)[:, None].expand_as(out)  # (B, 2, 2, F, T)
-            torch.testing.assert_close(out[:, :, LOG_MAG], mix[:, :, LOG_MAG], atol=1e-6, rtol=0)
+            half = 40 * math.log10(0.5) / (cfg.spectrogram.db_max - cfg.spectrogram.db_min) if output == "mask" else 0
+            torch.testing.assert_close(out[:, :, LOG_MAG], mix[:, :, LOG_MAG] + half, atol=1e-6, rtol=0)
             phase_error = torch.remainder(out[:, :, PHASE] - mix[:, :, PHASE] + 1, 2) - 1  # pi == -pi
             assert phase_error.abs().max() < 1e-6
 
@@ -439,3 +441,46 @@ def test_taps_are_resized_like_tf1_legacy_resize():
     x = torch.arange(4.0).view(1, 1, 4)
     assert resize_time(x, 8, 0.5).flatten().tolist() == [0, 0.5, 1, 1.5, 2, 2.5, 3, 3]
     assert torch.equal(resize_time(x, 4, 1.0), x)
+
+
+def test_mask_output_splits_the_mixture_and_its_video_gate_learns():
+    """The mask form's two magnitudes add up to the mixture's in every bin, both keep the
+    mixture's phase, and the per-frame video gate (zero at init) gets a gradient from the loss."""
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", output="mask", loss="compressed")
+    video, audio = tiny_inputs(cfg)
+    net = SeparationNet(cfg)
+    assert net.unet.gate.weight.abs().max() == 0
+    nn.init.normal_(net.unet.head.conv.weight, 0.0, 0.5)
+    out = net(video, audio)  # (B, 2, 2, F, T)
+    mix = input_spectrogram(audio, cfg.spectrogram)  # (B, 2, F, T)
+    amp = lambda x: 10 ** (unit_to_db(x, cfg.spectrogram) / 20)  # noqa: E731
+    torch.testing.assert_close(amp(out[:, :, LOG_MAG]).sum(1), amp(mix[:, LOG_MAG]), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(out[:, :, PHASE], mix[:, None, PHASE].expand_as(out[:, :, PHASE]))
+    target = target_spectrograms(audio, 0.5 * audio, cfg.spectrogram)
+    separation_loss(out, target, kind="compressed", cfg=cfg.spectrogram).per_example.mean().backward()
+    assert net.unet.gate.weight.grad.abs().sum() > 0
+    assert net.shift.stem.conv1.conv.weight.grad.abs().sum() > 0
+    assert SeparationNet(get_preset("tiny", output="mask", variant="audio-only")).unet.gate is None
+
+
+def test_compressed_loss_zero_when_right_pit_and_finite_at_silence():
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    on, off = 0.1 * torch.randn(3, 2, cfg.n_samples), 0.1 * torch.randn(3, 2, cfg.n_samples)
+    off[0] = 0  # a silent source: -100 dB everywhere
+    target = target_spectrograms(on, off, cfg.spectrogram)
+    loss = lambda pred, **kw: separation_loss(pred, target, kind="compressed", cfg=cfg.spectrogram, **kw)  # noqa: E731
+    assert loss(target).per_example.abs().max() == 0
+    crossed = loss(target.flip(1), pit=True)
+    assert crossed.swapped.all() and crossed.per_example.abs().max() == 0
+    assert (loss(target.flip(1)).per_example > 0).all()
+    pred = target.clone().requires_grad_(True)
+    (loss(pred + 0.01).per_example.sum()).backward()
+    assert torch.isfinite(pred.grad).all()
+    # louder bins weigh more: the same 6 dB error costs more on the loud source than on a quiet one
+    quiet = target_spectrograms(0.01 * on, off, cfg.spectrogram)
+    shift = torch.zeros_like(target)
+    shift[:, 0, 0] = 12 / (cfg.spectrogram.db_max - cfg.spectrogram.db_min)
+    err = lambda t: separation_loss(t + shift, t, kind="compressed", cfg=cfg.spectrogram).per_example  # noqa: E731
+    assert (err(target) > 1.5 * err(quiet)).all()

@@ -11,7 +11,7 @@ Inputs (the data layer prepares them; the net never touches files):
   release's training input; its inference used the left channel only, a train/test mismatch not
   reproduced here); the shift net hears all channels (the mono variant: the mean, duplicated).
 
-Output: ``(B, 2, 2, F, T_spec)`` in [-1, 1] (a ``mixture-residual`` log magnitude may leave it).
+Output: ``(B, 2, 2, F, T_spec)`` in [-1, 1] (a ``mixture-residual`` or ``mask`` log magnitude may leave it).
 Axis 1 is the source (:data:`ON` = 0, on-screen; :data:`OFF` = 1, off-screen; unordered for PIT
 variants), axis 2 the component (:data:`LOG_MAG` = 0, the log magnitude normalised from
 [-100, 80] dB; :data:`PHASE` = 1, phase / pi), exactly the normalised format of
@@ -32,6 +32,15 @@ How the heads' 4 channels ``h`` become that output is ``config.output``:
   between harmonics (on-screen SDR -8.8 dB with its own phase, +1.1 dB with the mixture's); see
   benchmarks/README.md for the residual form's figures. The magnitude lies in [-3, 3]:
   below -1 decodes to silence and :func:`avscene.audio.stft.synthesize` clips it above 1.
+* ``"mask"`` (the demo's ``small-lite``; not in the release): the mixture split by one soft
+  mask, on-screen ``m |X|``, off-screen ``(1 - m) |X|``, both with the mixture's phase, where
+  ``m = (1 + tanh(h_on + g)) / 2``. ``g`` is a per-STFT-frame logit from the video taps (a 1x1
+  conv over the three taps resized to the spectrogram's frames, initialised to zero): a direct
+  path from "the visible talker's mouth moves now" to the mask, which the U-Net alone, seeing the
+  taps only tiled over frequency deep in its encoder, takes thousands of steps to learn. The two
+  outputs sum to the mixture by construction, so the net only decides a split per bin. With an
+  oracle per-frame gain (the on-screen share of each frame's energy) the demo's test mixtures go
+  from 1.6 to 7.6 dB on-screen SDR (benchmarks/results/separation_recipes.json).
 
 Dataflow (``paper`` preset, 63 frames of 224 x 224, 44144 samples; spectrograms are
 ``(B, C, F, T)``, strides are written (f, t))::
@@ -115,7 +124,9 @@ from avscene.models.shift_net import ShiftNet, ShiftNetConfig
 ON, OFF = 0, 1
 LOG_MAG, PHASE = 0, 1
 #: How the heads' outputs become spectrograms (``SeparationNetConfig.output``).
-OUTPUTS = ("spectrogram", "mixture-residual")
+OUTPUTS = ("spectrogram", "mixture-residual", "mask")
+#: Training losses (``SeparationNetConfig.loss``; :mod:`avscene.train.separation_losses`).
+LOSSES = ("log", "compressed")
 
 #: Key under which a separation checkpoint's ``model_config`` records the shift checkpoint its
 #: shift net started from (None: from scratch); provenance, not architecture.
@@ -168,6 +179,8 @@ class SeparationNetConfig:
     variant: str = "full"
     #: One of :data:`OUTPUTS`: how the heads become spectrograms (see the module docstring).
     output: str = "spectrogram"
+    #: One of :data:`LOSSES`: the training loss (:mod:`avscene.train.separation_losses`).
+    loss: str = "log"
     bn_momentum: float = 0.01
     bn_eps: float = 1e-5
 
@@ -178,6 +191,8 @@ class SeparationNetConfig:
             raise ValueError(f"unknown separation variant {self.variant!r}; choose from {sorted(VARIANTS)}")
         if self.output not in OUTPUTS:
             raise ValueError(f"unknown separation output {self.output!r}; choose from {list(OUTPUTS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown separation loss {self.loss!r}; choose from {list(LOSSES)}")
         if len(self.widths) != N_LAYERS or len(self.time_strides) != N_LAYERS:
             raise ValueError(f"widths and time_strides need {N_LAYERS} entries (one per encoder layer), "
                              f"got {len(self.widths)} and {len(self.time_strides)}")
@@ -260,6 +275,7 @@ class SeparationNetConfig:
             "time_strides": list(self.time_strides),
             "variant": self.variant,
             "output": self.output,
+            "loss": self.loss,
             "bn_momentum": self.bn_momentum,
             "bn_eps": self.bn_eps,
         }
@@ -291,14 +307,16 @@ PRESETS: dict[str, SeparationNetConfig] = {
     # The demo's separator (``avscene demo``): 'small' on half the frequency bins, 512 (a 1024-point
     # FFT of 48 ms windows, 20.5 Hz per bin, still resolving the synthetic voices' harmonics),
     # and 64 STFT frames (hop 16 ms as the release). The U-Net's early layers, which dominate its
-    # cost, run on half the bins.
+    # cost, run on half the bins. A mask with the video gate and the compressed loss: what learns
+    # in the demo's minutes (benchmarks/results/separation_recipes.json).
     "small-lite": SeparationNetConfig(
         shift=dataclasses.replace(SHIFT_PRESETS["small"], bn_affine_scale=True),
         spectrogram=SpectrogramConfig(sample_rate=SHIFT_PRESETS["small"].sample_rate, win_length=1008,
                                       hop_length=336, n_fft=1024, n_bins=512),
         widths=(8, 16, 32, 64, 128, 128, 128, 128, 128),
         time_strides=(1, 1, 2, 2, 2, 2, 2, 2, 1),
-        output="mixture-residual",
+        output="mask",
+        loss="compressed",
         bn_momentum=0.1,
     ),
     # For unit tests: 8 frames of 32 x 32, 13 STFT frames padded to 16.
@@ -419,7 +437,8 @@ class SpectrogramUNet(nn.Module):
     def __init__(self, cfg: SeparationNetConfig, tap_widths: Sequence[int] | None) -> None:
         super().__init__()
         self.time_strides = cfg.time_strides
-        self.residual = cfg.output == "mixture-residual"
+        self.output = cfg.output
+        self.db_range = cfg.spectrogram.db_max - cfg.spectrogram.db_min
         self.tap_widths = tuple(tap_widths) if tap_widths is not None else None
         bn = BNSettings(eps=cfg.bn_eps, momentum=cfg.bn_momentum, scale=True)
         extra = dict(zip(TAP_LAYERS, self.tap_widths or (0, 0, 0)))
@@ -438,9 +457,15 @@ class SpectrogramUNet(nn.Module):
             x_ch = cfg.widths[mirror - 1]
         # Both heads (on, off) x (log_mag, phase) as one transposed conv with bias.
         self.head = _Up(x_ch + skip_widths[0], 4, cfg.time_strides[0], None)
+        # mask output with video: a direct path from the taps to the mask, one logit per STFT frame
+        self.gate = (nn.Conv1d(sum(self.tap_widths), 1, 1)
+                     if self.output == "mask" and self.tap_widths is not None else None)
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if self.gate is not None:
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
@@ -477,13 +502,32 @@ class SpectrogramUNet(nn.Module):
         for k, layer in enumerate(self.up):
             x = layer(F.relu(x if k == 0 else torch.cat([x, skips.pop()], dim=1)))
         out = self.head(F.relu(torch.cat([x, skips.pop()], dim=1)))  # (B, 4, F, T_pad)
-        out = torch.tanh(out[..., :n_time]).reshape(b, 2, 2, n_freq, n_time)  # (B, source, component, F, T)
-        if self.residual:
+        out = out[..., :n_time]  # (B, 4, F, T)
+        if self.output == "mask":
+            logit = out[:, 0]  # (B, F, T): the on-screen mask's (the other 3 channels are unused)
+            if self.gate is not None:
+                frames = torch.cat([resize_time(t, n_time, t.shape[-1] / n_time) for t in taps], dim=1)  # (B, C, T)
+                logit = logit + self.gate(frames.to(logit.dtype))  # + (B, 1, T), the same for every bin
+            return self._apply_mask(spec, logit)
+        out = torch.tanh(out).reshape(b, 2, 2, n_freq, n_time)  # (B, source, component, F, T)
+        if self.output == "mixture-residual":
             mix = spec[:, None].to(out.dtype)  # (B, 1, 2, F, T)
             log_mag = mix[:, :, LOG_MAG] + 2.0 * out[:, :, LOG_MAG]  # (B, 2, F, T)
             phase = torch.remainder(mix[:, :, PHASE] + out[:, :, PHASE] + 1.0, 2.0) - 1.0  # (B, 2, F, T)
             out = torch.stack([log_mag, phase], dim=2)  # (B, 2, 2, F, T)
         return out
+
+    def _apply_mask(self, spec: Tensor, logit: Tensor) -> Tensor:
+        """The mixture split by a soft mask: the on-screen magnitude is the mixture's times
+        ``m = (1 + tanh(logit)) / 2 = sigmoid(2 logit)`` (``logit``: the on head's ``(B, F, T)``),
+        the off-screen one times ``1 - m``; both keep the mixture's phase. The log gains are taken
+        in float32 as log-sigmoids: exact where m rounds to 0 or 1 (bf16 has no 0.9999).
+        Returns ``(B, 2, 2, F, T)``."""
+        x = 2.0 * logit.float()  # (B, F, T)
+        log10_gains = torch.stack([F.logsigmoid(x), F.logsigmoid(-x)], dim=1) / math.log(10.0)  # (B, 2, F, T)
+        log_mag = spec[:, None, LOG_MAG].float() + 40.0 * log10_gains / self.db_range  # (B, 2, F, T)
+        phase = spec[:, None, PHASE].float().expand_as(log_mag)  # (B, 2, F, T)
+        return torch.stack([log_mag, phase], dim=2)  # (B, 2, 2, F, T)
 
 
 # -- the separation net --------------------------------------------------------------------------

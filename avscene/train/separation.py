@@ -2,8 +2,9 @@
 
 As the release's ``sourcesep``: the U-Net hears the mixture's spectrogram, the shift net inside
 sees the clip and hears the stereo mixture, and the loss is the L1 between the predicted and
-the true (on, off) spectrograms (log magnitude + 0.01 x phase, :mod:`separation_losses`),
-permutation-invariant for the PIT variants (``full-pit``, ``audio-only``). The shift net starts
+the true (on, off) spectrograms (the release's log magnitude + 0.01 x phase, or compressed
+magnitudes: ``SeparationNetConfig.loss``, :mod:`separation_losses`), permutation-invariant for
+the PIT variants (``full-pit``, ``audio-only``). The shift net starts
 from a shift checkpoint (``init``) unless the variant is ``scratch`` or ``audio-only``, and is
 fine-tuned jointly.
 
@@ -92,7 +93,7 @@ class SeparationTask:
         pred = model(video, mixture)  # (B, 2, 2, F, T)
         target = target_spectrograms(batch["on"].to(device, non_blocking=True),
                                      batch["off"].to(device, non_blocking=True), cfg.spectrogram)
-        loss = separation_loss(pred, target, pit=cfg.pit_loss)
+        loss = separation_loss(pred, target, pit=cfg.pit_loss, kind=cfg.loss, cfg=cfg.spectrogram)
         error = on_off_error_db(pred.detach(), target, pit=cfg.pit_loss, cfg=cfg.spectrogram)
         mean = loss.per_example.mean()
         return mean, {"loss": float(mean.detach()), "on_off_db": float(error.per_example.mean())}
@@ -119,7 +120,7 @@ class SeparationTask:
             mixture, on, off = (batch[k].to(device) for k in ("mixture", "on", "off"))
             pred = model(model_video(cfg, batch["frames"], device), mixture)
             target = target_spectrograms(on, off, cfg.spectrogram)
-            loss = separation_loss(pred, target, pit=cfg.pit_loss)
+            loss = separation_loss(pred, target, pit=cfg.pit_loss, kind=cfg.loss, cfg=cfg.spectrogram)
             error = on_off_error_db(pred, target, pit=cfg.pit_loss, cfg=cfg.spectrogram)
             waves = synthesize_sources(align_sources(pred, error.swapped), cfg.n_samples, cfg.spectrogram)
             covered = cfg.spectrogram.n_samples(cfg.spec_frames)
