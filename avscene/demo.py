@@ -434,10 +434,12 @@ class Demo:
             "images": [{"path": self.rel(paths["spectrogram"]), "caption": "mixture, on-screen and off-screen"}],
             "tables": [{"rows": table.rows(), "caption": "held-out mixtures (Table 2 of the paper, in shape)"}],
             "files": [{"path": self.rel(p)} for p in written.values()],
-            "notes": [f"The {cfg_name} separator ({cfg.spectrogram.n_bins} frequency bins), fine-tuned from the "
-                      f"shift network for {steps} steps of {SEPARATION_RECIPE['global_batch']} mixtures (Adam, lr "
-                      f"{SEPARATION_RECIPE['lr']:g}, cosine decay), on {len(find_videos(self.sep_sets['train']))} "
-                      f"training scenes; waveforms with the mixture's phase (the default of `avscene separate`). "
+            "notes": [f"The {cfg_name} separator ({cfg.spectrogram.n_bins} frequency bins, output {cfg.output}, "
+                      f"loss {cfg.loss}), fine-tuned from the shift network for {steps} steps of "
+                      f"{SEPARATION_RECIPE['global_batch']} mixtures (Adam, lr {SEPARATION_RECIPE['lr']:g}, cosine "
+                      f"decay), on {len(find_videos(self.sep_sets['train']))} training scenes; "
+                      "waveforms with the mixture's phase (the default of `avscene separate`). "
+                      "benchmarks/separation_recipes.py compares recipes at this budget. "
                       "benchmarks/separation.py trains the small separator longer and compares the audio-only PIT "
                       "baseline and the single-frame ablation (benchmarks/results/separation*.json)."],
             "commands": [f"avscene train separation --data MY_VIDEOS/ --init {self.rel(self.shift_checkpoint)} "
