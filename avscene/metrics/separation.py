@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -81,11 +81,18 @@ def spectrogram_l1(pred: Tensor, target: Tensor, *, pit: bool = False, phase_wei
     better of that and the crossed assignment (ties keep the direct one). Computed in float32.
     """
     _check(pred, target)
-    pred, target = pred.float(), target.float()
-    direct = _source_terms(pred, target, phase_weight).sum(dim=1)  # (B,)
+    return assigned(lambda p, t: _source_terms(p, t, phase_weight), pred.float(), target.float(), pit=pit)
+
+
+def assigned(source_terms: Callable[[Tensor, Tensor], Tensor], pred: Tensor, target: Tensor, *,
+             pit: bool) -> AssignedError:
+    """``source_terms(pred, target) -> (B, 2)`` (each predicted source against the same-index
+    target source, ``(B, 2, ...)`` inputs) summed over the sources, per example: the direct
+    assignment, or with ``pit`` the better of it and the crossed one (ties keep the direct one)."""
+    direct = source_terms(pred, target).sum(dim=1)  # (B,)
     if not pit:
         return AssignedError(direct, torch.zeros_like(direct, dtype=torch.bool))
-    crossed = _source_terms(pred, target.flip(1), phase_weight).sum(dim=1)  # (B,)
+    crossed = source_terms(pred, target.flip(1)).sum(dim=1)  # (B,)
     swapped = crossed < direct
     return AssignedError(torch.where(swapped, crossed, direct), swapped)
 

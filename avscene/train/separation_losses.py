@@ -30,7 +30,8 @@ import torch
 from torch import Tensor
 
 from avscene.audio.stft import PAPER_SPECTROGRAM, SpectrogramConfig, unit_to_db
-from avscene.metrics.separation import AssignedError, spectrogram_l1
+from avscene.metrics.separation import AssignedError, assigned, spectrogram_l1
+from avscene.models.separation_net import LOG_MAG
 
 #: Weight of the phase term of the ``"log"`` loss (the release's ``phase_weight``; ``l1_weight`` is 1).
 PHASE_WEIGHT = 0.01
@@ -50,17 +51,12 @@ def separation_loss(pred: Tensor, target: Tensor, *, pit: bool = False, kind: st
         return spectrogram_l1(pred, target, pit=pit, phase_weight=phase_weight)
     if kind != "compressed":
         raise ValueError(f"unknown separation loss {kind!r}")
-    pred_c, target_c = _compressed(pred, cfg), _compressed(target, cfg)  # (B, 2, F, T)
-    direct = (pred_c - target_c).abs().mean(dim=(2, 3)).sum(dim=1)  # (B,)
-    if not pit:
-        return AssignedError(direct, torch.zeros_like(direct, dtype=torch.bool))
-    crossed = (pred_c - target_c.flip(1)).abs().mean(dim=(2, 3)).sum(dim=1)  # (B,)
-    swapped = crossed < direct
-    return AssignedError(torch.where(swapped, crossed, direct), swapped)
+    return assigned(lambda p, t: (p - t).abs().mean(dim=(2, 3)), _compressed(pred, cfg), _compressed(target, cfg),
+                    pit=pit)
 
 
 def _compressed(spec: Tensor, cfg: SpectrogramConfig) -> Tensor:
     """``|X|^COMPRESSION`` ``(B, 2, F, T)`` of a ``(B, 2, 2, F, T)`` output or target (linear
     amplitude, full scale 1; clipped at the format's ceiling as synthesis does)."""
-    db = unit_to_db(spec[:, :, 0].float().clamp(max=1.0), cfg)  # (B, 2, F, T)
+    db = unit_to_db(spec[:, :, LOG_MAG].float().clamp(max=1.0), cfg)  # (B, 2, F, T)
     return torch.pow(10.0, db * (COMPRESSION / 20.0))
