@@ -48,6 +48,16 @@ def oracle_masks(on: torch.Tensor, off: torch.Tensor, cfg) -> dict[str, torch.Te
     }
 
 
+def oracle_sdr_on(example: dict, cfg) -> dict[str, float]:
+    """On-screen SDR (dB) of one example (``mixture``, ``on``, ``off``: (C, N)) for the unprocessed
+    mixture and each oracle mask on the mixture's STFT (mixture phase)."""
+    mix, on, off = (torch.as_tensor(example[k]).double().mean(0) for k in ("mixture", "on", "off"))  # (N,)
+    spec = stft(mix, cfg)  # (F, T) complex
+    estimates = {"mixture": mix, **{name: istft(spec * mask, cfg, mix.shape[-1]).double()
+                                    for name, mask in oracle_masks(on, off, cfg).items()}}
+    return {name: float(bss_eval(on[None], est[None])[0][0]) for name, est in estimates.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/bench/separation"), help="separation.py's --out")
@@ -66,14 +76,8 @@ def main() -> None:
     sdr_on: dict[str, dict[str, list[float]]] = {}
     for group, data in zip(("within", "across"), parts):
         for i in range(len(data)):
-            ex = data[i]
-            mix, on, off = (torch.as_tensor(ex[k]).double().mean(0) for k in ("mixture", "on", "off"))  # (N,)
-            spec = stft(mix, cfg)  # (F, T) complex
-            ests = {"mixture": mix, **{name: istft(spec * mask, cfg, mix.shape[-1]).double()
-                                       for name, mask in oracle_masks(on, off, cfg).items()}}
-            for name, est in ests.items():
-                sdr = bss_eval(on[None], est[None])[0]  # (1,): on-screen SDR
-                sdr_on.setdefault(name, {}).setdefault(group, []).append(float(sdr[0]))
+            for name, sdr in oracle_sdr_on(data[i], cfg).items():
+                sdr_on.setdefault(name, {}).setdefault(group, []).append(sdr)
     table = {name: {**{g: round(float(np.mean(v)), 2) for g, v in groups.items()},
                     "all": round(float(np.mean(sum(groups.values(), []))), 2)} for name, groups in sdr_on.items()}
     gains = {name: round(row["all"] - table["mixture"]["all"], 2) for name, row in table.items() if name != "mixture"}

@@ -89,39 +89,22 @@ def run_recipe(name: str, demo: Path, work: Path) -> dict:
 
 
 def oracle(demo: Path) -> dict:
-    """On-screen SDR of the test mixtures split by oracle masks (mixture phase): the ideal ratio
-    mask per bin, and one gain per STFT frame (the on-screen share of the frame's energy), the
-    most a per-frame video gate could give."""
+    """Mean on-screen SDR of the demo's test clips split by the oracle masks of
+    ``separation_oracles.py`` (mixture phase), beside the unprocessed mixture's."""
     import numpy as np
-    import torch
-    from torch.utils.data import DataLoader
 
-    from avscene.audio.stft import db_to_unit, unit_to_db
+    from separation_oracles import oracle_sdr_on
+
     from avscene.data.separation_examples import separation_dataset
-    from avscene.metrics.separation import score_batch
-    from avscene.models.separation_net import LOG_MAG, PHASE, get_preset, input_spectrogram, target_spectrograms
+    from avscene.models.separation_net import get_preset
 
     cfg = get_preset("small-lite")
-    spec = cfg.spectrogram
-    amplitude = lambda x: 10 ** (unit_to_db(x, spec) / 20)  # noqa: E731
-    scores = {"ideal_ratio_mask": [], "per_frame_gain": [], "mixture": []}
-    for batch in DataLoader(separation_dataset(demo / "synthetic/separation/test", cfg, train=False), batch_size=8):
-        target = target_spectrograms(batch["on"], batch["off"], spec)  # (B, 2, 2, F, T)
-        on, off = amplitude(target[:, 0, LOG_MAG]), amplitude(target[:, 1, LOG_MAG])  # (B, F, T)
-        mix = input_spectrogram(batch["mixture"], spec)  # (B, 2, F, T)
-
-        def split(mask):  # (B, F, T) -> (B, 2, 2, F, T) with the mixture's phase
-            gains = torch.stack([mask, 1 - mask], 1)  # (B, 2, F, T)
-            log_mag = db_to_unit(20 * torch.log10((amplitude(mix[:, None, LOG_MAG]) * gains).clamp_min(1e-5)), spec)
-            return torch.stack([log_mag, mix[:, None, PHASE].expand_as(log_mag)], 2)
-
-        energy_on, energy_off = (on**2).sum(1, keepdim=True), (off**2).sum(1, keepdim=True)  # (B, 1, T)
-        masks = {"ideal_ratio_mask": on / (on + off + 1e-9),
-                 "per_frame_gain": (energy_on / (energy_on + energy_off + 1e-12)).expand_as(on)}
-        for key, mask in masks.items():
-            scores[key] += [r["sdr_on"] for r in score_batch(split(mask), batch, cfg)]
-        scores["mixture"] += [r["sdr_on"] for r in score_batch(None, batch, cfg)]
-    return {key: round(float(np.mean(v)), 3) for key, v in scores.items()}
+    data = separation_dataset(demo / "synthetic/separation/test", cfg, train=False)
+    scores: dict[str, list[float]] = {}
+    for i in range(len(data)):
+        for name, sdr in oracle_sdr_on(data[i], cfg.spectrogram).items():
+            scores.setdefault(name, []).append(sdr)
+    return {name: round(float(np.mean(v)), 3) for name, v in scores.items()}
 
 
 def main() -> None:

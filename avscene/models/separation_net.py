@@ -40,7 +40,7 @@ How the heads' 4 channels ``h`` become that output is ``config.output``:
   taps only tiled over frequency deep in its encoder, takes thousands of steps to learn. The two
   outputs sum to the mixture by construction, so the net only decides a split per bin. With an
   oracle per-frame gain (the on-screen share of each frame's energy) the demo's test mixtures go
-  from 1.6 to 7.6 dB on-screen SDR (benchmarks/results/separation_recipes.json).
+  from 1.6 to 7.3 dB on-screen SDR (benchmarks/results/separation_recipes.json).
 
 Dataflow (``paper`` preset, 63 frames of 224 x 224, 44144 samples; spectrograms are
 ``(B, C, F, T)``, strides are written (f, t))::
