@@ -52,7 +52,7 @@ MODES = {
             "clip_s": 60.0, "configs": ["sync-paper-noscan", "sync-paper", "sync-small", "localize-paper",
                                         "localize-small", "separate-paper"]},
     "dry-run": {"preset": "tiny", "scenes": 3, "scene_size": 48, "scene_s": 2.0, "clips_per_shard": 1,
-                "batch": 2, "steps": 2, "warmup": 0, "workers": 0, "check_preset": "tiny", "check_batch": 2,
+                "batch": 2, "steps": 2, "warmup": 0, "workers": 0, "check_preset": "small", "check_batch": 2,
                 "clip_s": 2.0, "configs": ["sync-small"]},
 }
 
@@ -89,6 +89,7 @@ def _train_steps(model, batch: dict, device: torch.device, steps: int) -> tuple[
     0) in fp32 on ``device``; returns the losses and the final weights (on the CPU)."""
     from avscene.data.shift_pairs import frames_to_video
 
+    torch.manual_seed(0)  # the same fractional-pooling boundaries (drawn from the CPU's generator) on each device
     model = model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
     video = frames_to_video(batch["frames"].to(device))  # (B, 3, T, H, W)
@@ -158,16 +159,28 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     report = {"mode": "dry-run" if args.dry_run else "gpu", "device": device,
               "device_name": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "machine": machine_info()}
+    out = args.out or RESULTS / f"gpu_{card_slug(device)}.json"
     t0 = time.perf_counter()
+
+    def save() -> None:  # after every step and row, so a run cut off by its time limit keeps what it measured
+        report["total_seconds"] = round(time.perf_counter() - t0, 1)
+        write_json(out, report)
+
     run_step(report, "shards", lambda: make_shards(args.work, mode))
+    save()
     shards = report["shards"].get("shards")
     run_step(report, "train", lambda: train_speed(shards, mode, device) if shards else {"error": "no shards"})
+    save()
     run_step(report, "correctness", lambda: correctness(mode, device, args.correctness_steps))
-    run_step(report, "inference", lambda: list(inference.run_all(mode["configs"], mode["clip_s"],
-                                                                   args.work / "inference", device)))
-    report["total_seconds"] = round(time.perf_counter() - t0, 1)
-    out = args.out or RESULTS / f"gpu_{card_slug(device)}.json"
-    write_json(out, report)
+    save()
+    rows = report["inference"] = []
+    try:
+        for row in inference.run_all(mode["configs"], mode["clip_s"], args.work / "inference", device):
+            rows.append(row)
+            save()
+    except Exception as err:  # noqa: BLE001 - keep the rows measured before the failure
+        rows.append({"error": f"{type(err).__name__}: {err}"})
+    save()
     print(f"wrote {out} in {report['total_seconds']} s")
     return 0 if all("error" not in report[k] for k in ("shards", "train", "correctness") if isinstance(report[k], dict)) \
         else 1

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avscene.models import PRESETS, ShiftNet, ShiftNetConfig, get_preset
-from avscene.models.blocks import FractionalMaxPool1d, ResBlock, Subsample, fractional_pool_bounds
+from avscene.models.blocks import BatchNorm, FractionalMaxPool1d, ResBlock, Subsample, fractional_pool_bounds
 from avscene.models.shift_net import mu_law_compress
 
 
@@ -317,3 +317,20 @@ def test_fractional_max_pool_module():
 def test_all_presets_build():
     for name in PRESETS:
         assert meta_net(name).config == get_preset(name)
+
+
+def test_batch_norm_without_scale_keeps_its_state_dict_and_outputs():
+    """β-only batch norm passes a fixed γ = 1 to the kernel (CUDA's backward needs one); that γ is not
+    a parameter nor saved, and the outputs are those of batch norm with no γ, exactly."""
+    bn = BatchNorm(6, eps=1e-3, momentum=0.01, scale=False)
+    assert set(bn.state_dict()) == {"bias", "running_mean", "running_var", "num_batches_tracked"}
+    assert [name for name, _ in bn.named_parameters()] == ["bias"]
+    with torch.no_grad():
+        bn.bias.normal_()
+    x = torch.randn(3, 6, 4, 5)  # (B, C, H, W)
+    y = bn(x)
+    expected = torch.nn.functional.batch_norm(x, torch.zeros(6), torch.ones(6), None, bn.bias, training=True,
+                                              momentum=0.01, eps=1e-3)
+    assert torch.equal(y, expected)
+    y.square().sum().backward()
+    assert bn.bias.grad is not None and bn.bias.grad.shape == (6,)

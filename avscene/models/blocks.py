@@ -100,12 +100,15 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        # A fixed γ = 1 where the net has none: CUDA's batch-norm backward computes β's gradient only
+        # when γ is given (with γ None it fails); x * 1 is exact, so outputs match γ None bit for bit.
+        self.register_buffer("unit_scale", None if scale else torch.ones(channels), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, *) -> (B, C, *)
         if self.training:
             self.num_batches_tracked.add_(1)
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias,
+            x, self.running_mean, self.running_var, self.unit_scale if self.weight is None else self.weight, self.bias,
             training=self.training, momentum=self.momentum, eps=self.eps,
         )
 
