@@ -302,6 +302,22 @@ def test_overlay_video_keeps_frames_size_duration_and_sound(crop_outputs):
     assert np.abs(after[around] - before[around]).mean() > 5  # the source is coloured
 
 
+def test_overlay_batches_draw_each_frame_as_alone(crop_outputs, monkeypatch):
+    """Heat maps computed a batch of frames at a time (a short last batch too) colour every frame
+    exactly as that frame's own map does."""
+    from avscene.infer import localize
+    from avscene.report.plots import heatmap_overlay
+
+    video, result, _ = crop_outputs
+    frames = read_clip(video, 0.0, 0.6, fps=result.fps).frames[:13]  # (13, H, W, 3)
+    lo, hi = localize.overlay_thresholds(result.cam)
+    monkeypatch.setattr(localize, "OVERLAY_BATCH_PIXELS", 5 * FRAME_HW[0] * FRAME_HW[1])  # batches of 5, 5, 3
+    drawn = localize.render_overlay(result, frames, 2, lo, hi)
+    for i, frame in enumerate(frames):
+        expected = heatmap_overlay(frame, result.frame_map(2 + i, FRAME_HW), lo, hi)
+        assert np.array_equal(drawn[i], expected), i
+
+
 def test_npy_json_and_sheet(crop_outputs):
     video, result, paths = crop_outputs
     cam = np.load(paths["map"])

@@ -503,10 +503,19 @@ def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int,
     ay, ax = (a.astype(np.float32) for a in
               _grid_weights(result.geometry, result.cam_stride[1:], result.cells.shape[1:], frames.shape[1:3]))
     out = np.empty_like(frames)
-    for i, frame in enumerate(frames):  # one frame at a time: the float temporaries are ~50 B/pixel
-        heat = ay @ result.cells[first_frame + i] @ ax.T  # (H, W)
-        out[i] = heatmap_overlay(frame, heat, lo, hi, max_alpha=max_alpha)
+    # Frames in batches of ~OVERLAY_BATCH_PIXELS: one matrix product per batch rather than two tiny
+    # ones per frame, while the float temporaries (~50 B/pixel) stay bounded.
+    batch = max(1, OVERLAY_BATCH_PIXELS // (frames.shape[1] * frames.shape[2]))
+    for i in range(0, len(frames), batch):
+        b = min(batch, len(frames) - i)
+        cells = result.cells[first_frame + i : first_frame + i + b]  # (b, h, w)
+        heat = np.matmul(ay, np.matmul(cells, ax.T))  # (b, H, W)
+        out[i : i + b] = heatmap_overlay(frames[i : i + b], heat, lo, hi, max_alpha=max_alpha)
     return out
+
+
+#: Pixels whose heat maps :func:`render_overlay` computes at once (~200 MB of temporaries).
+OVERLAY_BATCH_PIXELS = 1 << 22
 
 
 def _read_span(path, k0: int, k1: int, fps: Fraction, rate: int, channels: int,
