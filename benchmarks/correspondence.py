@@ -38,7 +38,7 @@ Three seeds (initial weights, example order) by default; mean, std, min and max 
 architectures and front ends give without learning; ``--results-name correspondence_untrained``).
 Training runs are kept under ``--out`` and reused at the same budget (``--fresh`` retrains).
 
-    flock /tmp/avscene-cpu.lock python benchmarks/correspondence.py [--steps 150] [--seeds 0 1 2]
+    flock /tmp/avscene-cpu.lock python benchmarks/correspondence.py [--steps 400] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -298,7 +298,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench/correspondence"))
     ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=400,
+                    help="training steps of every family (at 150 the shift net is still at chance on its task)")
     ap.add_argument("--scenes", type=int, default=200)
     ap.add_argument("--retrieval-scenes", type=int, default=32)
     ap.add_argument("--localize-scenes", type=int, default=16)
