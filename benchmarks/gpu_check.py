@@ -166,13 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         report["total_seconds"] = round(time.perf_counter() - t0, 1)
         write_json(out, report)
 
-    run_step(report, "shards", lambda: make_shards(args.work, mode))
-    save()
-    shards = report["shards"].get("shards")
-    run_step(report, "train", lambda: train_speed(shards, mode, device) if shards else {"error": "no shards"})
-    save()
-    run_step(report, "correctness", lambda: correctness(mode, device, args.correctness_steps))
-    save()
+    def train() -> dict:
+        shards = report["shards"].get("shards")
+        return train_speed(shards, mode, device) if shards else {"error": "no shards"}
+
+    steps = {"shards": lambda: make_shards(args.work, mode), "train": train,
+             "correctness": lambda: correctness(mode, device, args.correctness_steps)}
+    for name, work in steps.items():
+        run_step(report, name, work)
+        save()
     rows = report["inference"] = []
     try:
         for row in inference.run_all(mode["configs"], mode["clip_s"], args.work / "inference", device):
@@ -182,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"error": f"{type(err).__name__}: {err}"})
     save()
     print(f"wrote {out} in {report['total_seconds']} s")
-    return 0 if all("error" not in report[k] for k in ("shards", "train", "correctness") if isinstance(report[k], dict)) \
-        else 1
+    return 0 if all("error" not in report[name] for name in steps) else 1
 
 
 if __name__ == "__main__":

@@ -107,8 +107,9 @@ class BatchNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (B, C, *) -> (B, C, *)
         if self.training:
             self.num_batches_tracked.add_(1)
+        scale = self.unit_scale if self.weight is None else self.weight
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.unit_scale if self.weight is None else self.weight, self.bias,
+            x, self.running_mean, self.running_var, scale, self.bias,
             training=self.training, momentum=self.momentum, eps=self.eps,
         )
 
