@@ -27,6 +27,8 @@ SHIFT_PRESETS = ("paper", "paper-cam", "small", "small-cam", "tiny")
 SEPARATION_PRESETS = ("paper", "small", "small-lite", "tiny")
 #: ``avscene.synth.worlds.SYNTHETIC_SYNC_WORLDS``.
 SYNTHETIC_SYNC_WORLD_NAMES = ("full", "motions", "pulses", "pulses-crowd", "pulses-lookalikes")
+#: ``avscene.synth.worlds.SYNTHETIC_SEPARATION_WORLDS``.
+SYNTHETIC_SEPARATION_WORLD_NAMES = ("pulses", "talk")
 #: ``avscene.models.separation_net.PHASE_SOURCES`` and ``DEFAULT_PHASE``.
 SEPARATION_PHASES, DEFAULT_SEPARATION_PHASE = ("mixture", "pred"), "mixture"
 #: ``avscene.models.separation_net.VARIANTS``.
@@ -411,11 +413,19 @@ def _add_train_separation(tasks) -> None:
     p.add_argument("--loss", choices=("log", "compressed"), default=None,
                    help="L1 on log magnitudes + 0.01 x phase (the release; default but for small-lite) or on "
                         "magnitudes^0.3 (default of small-lite)")
+    p.add_argument("--freeze-shift", dest="train_shift", action="store_false",
+                   help="keep the shift net's weights as --init left them and train the U-Net alone (a quarter "
+                        "faster per step; better when the shift net was trained on the same world, as in the demo)")
     p.add_argument("--snr-db", dest="snr_db", type=float, nargs=2, metavar=("LO", "HI"), default=(0.0, 0.0),
                    help="on/off SNR range of training mixtures in dB (default 0 0, the release)")
     p.add_argument("--n-val", dest="n_val", type=int, default=32, help="held-out clips for validation")
     p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=400,
                    help="with --data synthetic: number of training scenes")
+    p.add_argument("--synthetic-world", dest="synthetic_world", choices=SYNTHETIC_SEPARATION_WORLD_NAMES,
+                   default="talk",
+                   help="with --data synthetic: a talking face and an off-screen talker (default), or pulsing "
+                        "objects and their bursts with off-screen bursts (pulses: the world `train shift` learns "
+                        "by default, and the demo's)")
     _add_train_args(p, lr=1e-4, optimizer="adam")
     p.set_defaults(func=_cmd_train_separation, grad_clip=10.0, global_batch=8)
 
@@ -429,13 +439,14 @@ def _cmd_train_separation(args: argparse.Namespace) -> int:
     from avscene.train.separation import make_separation_task
 
     overrides = {k: v for k, v in (("output", args.output), ("loss", args.loss)) if v}
+    overrides["train_shift"] = args.train_shift
     model_cfg = get_preset(args.preset, variant=args.variant, **overrides)
     if model_cfg.init_from_shift:
         model_cfg = dataclasses.replace(model_cfg, shift=_with_init_layout(model_cfg.shift, args.init))
     data, val_data = args.data, args.val_data
     if str(data) == "synthetic":
         sets = write_synthetic_separation_data(args.out / "synthetic", model_cfg, progress=args.progress,
-                                               train=(args.synthetic_scenes, args.seed),
+                                               world=args.synthetic_world, train=(args.synthetic_scenes, args.seed),
                                                val=(max(8, args.synthetic_scenes // 8), args.seed + 10_000))
         data, val_data = sets["train"], sets["val"]
     task = make_separation_task(data, model_cfg, init=args.init, val_data=val_data, snr_db=tuple(args.snr_db),
@@ -819,6 +830,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for separation_eval.{json,csv,md}")
     p.add_argument("--clips-per-scene", dest="clips_per_scene", type=int, default=4)
     p.add_argument("--n-clips", dest="n_clips", type=int, default=64, help="mixtures drawn from a folder of videos")
+    p.add_argument("--freeze-shift", dest="train_shift", action="store_false",
+                   help="keep the shift net's weights as --init left them and train the U-Net alone (a quarter "
+                        "faster per step; better when the shift net was trained on the same world, as in the demo)")
     p.add_argument("--snr-db", dest="snr_db", type=float, nargs=2, metavar=("LO", "HI"), default=(0.0, 0.0),
                    help="on/off SNR of mixtures drawn from a folder of videos")
     p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=64,

@@ -40,6 +40,8 @@ CONFIGS = {
     "sync-small-fp32": ("sync", "small", {"step": 4, "precision": "fp32"}),
     "sync-paper-before": ("sync", "paper", {"step": 1, "precision": "fp32", "project": True}),
     "sync-paper": ("sync", "paper", {"step": 4, "precision": "bf16"}),
+    "sync-paper-step2": ("sync", "paper", {"step": 2, "precision": "bf16"}),
+    "sync-small-step2": ("sync", "small", {"step": 2, "precision": "bf16"}),
     "sync-paper-noscan": ("sync", "paper", {"scan": False, "precision": "bf16"}),
     "sync-paper-noscan-fp32": ("sync", "paper", {"scan": False, "precision": "fp32"}),
     "localize-small-before": ("localize", "small", {"out_size": None, "precision": "fp32", "background": False}),
@@ -51,10 +53,11 @@ CONFIGS = {
     "separate-paper": ("separate", "paper", {"precision": "bf16"}),
 }
 #: Issue 28's targets: the real-time factor (wall time / clip length) each "after" row must reach.
-TARGETS = {"sync-small": 0.3, "sync-paper": 3.0, "sync-paper-noscan": 0.3, "localize-small": 0.2,
+TARGETS = {"sync-small": 0.3, "sync-paper": 3.0, "sync-paper-step2": 3.0, "sync-small-step2": 0.3,
+           "sync-paper-noscan": 0.3, "localize-small": 0.2,
            "localize-paper": 0.5, "separate-paper": 0.5}
-DEFAULT_ORDER = ["sync-small", "sync-paper-noscan", "sync-paper", "localize-small", "localize-paper", "separate-paper",
-                 "sync-small-before", "localize-small-before", "separate-paper-before", "sync-paper-noscan-fp32",
+DEFAULT_ORDER = ["sync-small", "sync-paper-noscan", "sync-paper", "sync-paper-step2", "sync-small-step2",
+                 "localize-small", "localize-paper", "separate-paper", "sync-small-before", "localize-small-before", "separate-paper-before", "sync-paper-noscan-fp32",
                  "sync-small-fp32", "localize-small-source-size", "localize-paper-before", "sync-paper-before"]
 
 

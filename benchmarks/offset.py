@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--step", type=int, default=1, help="coarse step of the scan in frames (1: the full scan)")
     ap.add_argument("--coarse-windows", type=int, default=4, help="windows of the coarse stage (with --step > 1)")
+    ap.add_argument("--refine", type=int, default=2, help="coarse peaks refined (with --step > 1)")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--name", default="offset", help="results file name (benchmarks/results/NAME.json)")
     ap.add_argument("--no-calibration", dest="calibrate", action="store_false",
@@ -63,7 +64,7 @@ def main() -> None:
                          duration_s=args.duration_s, **SYNTHETIC_SYNC_WORLDS[args.world])
     scenes = ensure_dataset(args.out / "scenes", args.clips, args.seed + 30_000, config=config)
     options = SyncOptions(max_offset_s=2.0, hop_s=args.hop_s, max_windows=None, step=args.step,
-                          coarse_windows=args.coarse_windows, precision=args.precision)
+                          coarse_windows=args.coarse_windows, refine=args.refine, precision=args.precision)
 
     rows, t0 = [], time.perf_counter()
     for i in range(args.clips):
@@ -105,6 +106,7 @@ def main() -> None:
         "model": str(args.model), "world": args.world, "clips": len(rows), "clip_duration_s": args.duration_s,
         "scan": {"max_offset_s": 2.0, "hop_s": args.hop_s, "step": "1 frame at 29.97 fps",
                  "coarse_step_frames": args.step, "coarse_windows": args.coarse_windows if args.step > 1 else None,
+                 "refine": args.refine if args.step > 1 else None,
                  "precision": args.precision},
         "within_1_frame": round(float(within.mean()), 4),
         "within_1_frame_interior_windows_only": round(float(np.mean(

@@ -28,7 +28,7 @@ from avscene.evaluate.separation import MIXTURE, evaluate_separation
 from avscene.metrics.separation import bss_eval, score_batch, si_sdr
 from avscene.models import ShiftNet, SeparationNet
 from avscene.models import get_preset as get_shift_preset
-from avscene.models.separation_net import get_preset, synthesize_sources, target_spectrograms
+from avscene.models.separation_net import SeparationNetConfig, get_preset, synthesize_sources, target_spectrograms
 from avscene.synth import SceneConfig, load_ground_truth, write_dataset
 from avscene.train.loop import TrainConfig, fit
 from avscene.train.separation import make_separation_task
@@ -189,6 +189,20 @@ def test_fit_checkpoint_loads_and_resumes_exactly(tmp_path, scene_set, shift_ckp
     assert a["model_config"]["shift_init"] == str(shift_ckpt)
     with pytest.warns(UserWarning, match="not used"):
         make_separation_task(scene_set, get_preset("tiny", variant="scratch"), init=shift_ckpt, n_val=1)
+
+
+def test_a_frozen_shift_net_keeps_its_weights_while_the_u_net_trains(tmp_path, scene_set, shift_ckpt):
+    cfg = get_preset("tiny", variant="full", train_shift=False)
+    assert SeparationNetConfig.from_dict(cfg.to_dict()) == cfg
+    assert SeparationNetConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "train_shift"}).train_shift
+    task = make_separation_task(scene_set, cfg, init=shift_ckpt, n_val=2, seed=1)
+    assert not any(p.requires_grad for p in task.build_model().shift.parameters())
+    trained = load_checkpoint(fit(task, _train_cfg(tmp_path / "frozen", 2)))["model"]
+    start = load_checkpoint(shift_ckpt)["model"]
+    weights = [k for k in start if "running" not in k and "num_batches" not in k]  # BN statistics still adapt
+    assert weights and all(torch.equal(trained[f"shift.{k}"], start[k]) for k in weights)
+    optimizer = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt")["optimizer"]["state"]
+    assert len(optimizer) == sum(p.requires_grad for p in task.build_model().parameters())  # the U-Net's alone
 
 
 # -- inference ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
-from avscene.infer.background import in_background
+from avscene.infer.background import in_background, prefetched
 from avscene.infer.localize import LocalizeOptions, localize_file, write_cam_outputs
 from avscene.infer.sync import SyncOptions, _fine_offsets, audio_tracks, scan_plan, scan_window, sync_clip
 from avscene.media import probe
@@ -172,6 +172,26 @@ def test_background_writer_keeps_order_and_raises_errors():
     with pytest.raises(OSError, match="disk full"):
         with in_background(work) as write:
             write("bad")
+
+
+def test_prefetched_reads_ahead_in_order_and_raises_where_the_read_failed():
+    started, threads = [], set()
+
+    def read(x):
+        threads.add(threading.get_ident())
+        started.append(x)
+        if x == 3:
+            raise OSError("unreadable window")
+        return x * 10
+
+    got = []
+    with pytest.raises(OSError, match="unreadable window"):
+        for item, value in prefetched(read, range(6)):
+            assert started[-1] >= item  # read no later than asked for
+            assert len(started) <= item + 2  # at most one ahead
+            got.append((item, value))
+    assert got == [(0, 0), (1, 10), (2, 20)] and threading.get_ident() not in threads
+    assert list(prefetched(read, [])) == [] and list(prefetched(read, [1])) == [(1, 10)]
 
 
 def test_cli_sync_no_scan_and_fast_scan_on_cpu(event_video, tmp_path, tiny, capsys):

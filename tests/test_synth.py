@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import time
 from fractions import Fraction
 
@@ -19,6 +20,7 @@ from avscene.synth import (ACTION_CLASSES, ACTIONS, SOUND_PAIRS, TIMING_PAIRS, V
                            build_actor, ensure_dataset, generate_scene, load_ground_truth, scene_seed,
                            voices_in_group, write_dataset)
 from avscene.synth.actors import PLAIN_BEHAVIOURS
+from avscene.synth.dataset import default_workers
 from avscene.synth.render import shape_family
 
 DUR = 2.0  # seconds: short scenes keep the file fast
@@ -299,6 +301,26 @@ def test_separation_talkers_pairing_and_lip_motion(pairing):
         assert face.mouth.max() == pytest.approx(1.0) and face.mouth.min() < 0.1
 
 
+def test_separation_scenes_of_a_motion_world_pair_a_sounding_object_with_off_screen_bursts():
+    from avscene.synth.worlds import SYNTHETIC_SEPARATION_WORLDS
+
+    pulses = SYNTHETIC_SEPARATION_WORLDS["pulses"]
+    look_alikes = 0
+    for seed in range(6):
+        s = generate_scene(short("separation", duration_s=3.0, **pulses), seed)
+        assert s.voice_pairing is None and "babble" not in s.source_kinds
+        on = [i for i, o in enumerate(s.source_onscreen) if o]
+        assert len(on) == 1 and len(s.source_onscreen) >= 2, "one on-screen source, off-screen ones besides"
+        sounding = [o for o in s.objects if o.sounding]
+        assert len(sounding) == 1 and sounding[0].kind == "pulse" and sounding[0].source == on[0]
+        silent = [o for o in s.objects if not o.sounding]
+        assert all(shape_family(o.shape) == shape_family(sounding[0].shape) for o in silent)
+        look_alikes += bool(silent)
+        levels = 20 * np.log10([np.sqrt(np.mean(x.astype(np.float64) ** 2)) for x in s.sources])
+        assert np.ptp(levels) < 8.0, "off-screen bursts as loud as the on-screen ones (+-3 dB each, bursts vary)"
+    assert 0 < look_alikes < 6  # a look-alike in some scenes (difficulty 0.5), not all
+
+
 def test_action_classes_are_covered_and_differ():
     names = action_class_names()
     assert names == ACTION_CLASSES and len(names) >= 6 and len(set(names)) == len(names)
@@ -415,6 +437,19 @@ def test_write_dataset_and_load_ground_truth(tmp_path):
         assert np.abs(clip.frames.astype(int) - scene.frames).mean() < 12  # lossy H.264
     same = load_ground_truth(tmp_path / "set" / "scene_00001")
     assert same["stem"] == "scene_00001"
+
+
+def test_write_dataset_gives_the_same_set_with_worker_processes(tmp_path):
+    pytest.importorskip("avscene.media")
+    cfg = SceneConfig(task="action", duration_s=0.5, width=32, height=32)
+    serial = write_dataset(tmp_path / "one", 3, seed=2, config=cfg, progress=False, workers=1)
+    parallel = write_dataset(tmp_path / "two", 3, seed=2, config=cfg, progress=False, workers=2)
+    assert serial.read_text() == parallel.read_text()  # same entries, in order, labels cycling
+    for entry in json.loads(serial.read_text())["scenes"]:
+        one, two = (np.load(m.parent / entry["npz"]) for m in (serial, parallel))
+        assert one.files == two.files and all(np.array_equal(one[k], two[k], equal_nan=True) for k in one.files)
+        assert (serial.parent / entry["json"]).read_text() == (parallel.parent / entry["json"]).read_text()
+    assert default_workers(4) == 1 and default_workers(400) == min(8, os.cpu_count() or 1)
 
 
 def test_default_scene_is_fast():

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from avscene.constants import frame_to_sample
-from avscene.data.shift_pairs import ShiftPairs, ShiftSampling
+from avscene.data.shift_pairs import HeldVideos, ShiftPairs, ShiftSampling
 from avscene.data.videos import index_videos
 from avscene.models import get_preset
 from avscene.checkpoints import load_checkpoint
@@ -68,6 +68,24 @@ def test_examples_are_a_function_of_their_id(event_videos):
         x, y = a[i], b[i]
         assert all(torch.equal(x[k], y[k]) for k in ("frames", "audio_aligned", "audio_shifted"))
     assert not torch.equal(a[1]["audio_aligned"], a[2]["audio_aligned"])
+
+
+def test_a_small_set_is_held_decoded_and_cut_as_the_reader_cuts_windows(event_videos):
+    folder, _ = event_videos
+    sampling = _sampling()
+    index = index_videos(folder, min_duration_s=sampling.min_video_s)
+    held = ShiftPairs(index, sampling, seed=0)
+    assert held.held.enabled
+    windows = ShiftPairs(index, sampling, seed=0)
+    windows.held = HeldVideos(sampling, index, max_bytes=0)  # too small for anything: window reads
+    assert not windows.held.enabled
+    for start in (0, 7, 31):
+        frames, audio = held._read(index.videos[0], start, sampling.n_frames + 1)
+        want_frames, want_audio = windows._read(index.videos[0], start, sampling.n_frames + 1)
+        assert np.array_equal(frames, want_frames)
+        n = min(len(audio), len(want_audio))
+        assert n >= sampling.n_samples and np.array_equal(audio[:n], want_audio[:n])
+    assert list(held.held.videos) == [index.videos[0].path]  # decoded once, on first use
 
 
 def test_flip_swaps_stereo_channels():
@@ -203,9 +221,10 @@ def test_fine_tuning_starts_from_a_checkpoint_in_another_cam_layout(tmp_path):
 
 def test_cli_offers_every_synthetic_world():
     from avscene import cli
-    from avscene.synth.worlds import SYNTHETIC_SYNC_WORLDS
+    from avscene.synth.worlds import SYNTHETIC_SEPARATION_WORLDS, SYNTHETIC_SYNC_WORLDS
 
     assert cli.SYNTHETIC_SYNC_WORLD_NAMES == tuple(sorted(SYNTHETIC_SYNC_WORLDS))
+    assert cli.SYNTHETIC_SEPARATION_WORLD_NAMES == tuple(sorted(SYNTHETIC_SEPARATION_WORLDS))
 
 
 def test_cli_offers_the_separation_phases():

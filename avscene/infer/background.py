@@ -8,6 +8,12 @@ is decoded and rendered (FFmpeg's codecs release the GIL, so the two overlap on 
 The calls run in order on one thread. An error there is raised again in the caller, at its next
 call or when the block ends; an error in the block stops the thread without running the calls
 still queued.
+
+The other way round, :func:`prefetched` reads ahead: the next window is decoded while the network
+runs on this one.
+
+    for t0, (frames, audio) in prefetched(read_window, starts):
+        scores.append(net(frames, audio))
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from typing import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 _STOP = object()
 
@@ -60,3 +69,21 @@ def in_background(call: Callable, *, depth: int = 2) -> Iterator[Callable]:
     worker.jobs.put(_STOP)
     worker.join()
     worker.raise_error()
+
+
+def prefetched(read: Callable[[T], object], items: Iterable[T], *, depth: int = 1) -> Iterator[tuple[T, object]]:
+    """``(item, read(item))`` for each item in order, the reads running on one worker thread up to
+    ``depth`` items ahead of the caller (so at most ``depth + 1`` results are held). An error in a
+    read is raised in the caller when it reaches that item."""
+    items = list(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="avscene-prefetch") as pool:
+        pending = [pool.submit(read, item) for item in items[: depth + 1]]
+        try:
+            for i, item in enumerate(items):
+                result = pending.pop(0).result()
+                if i + depth + 1 < len(items):
+                    pending.append(pool.submit(read, items[i + depth + 1]))
+                yield item, result
+        finally:
+            for future in pending:
+                future.cancel()

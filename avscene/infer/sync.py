@@ -38,6 +38,7 @@ import torch
 
 from avscene.constants import frame_to_sample, frames_in, profile_fit
 from avscene.data.shift_pairs import frames_to_video
+from avscene.infer.background import prefetched
 from avscene.infer.spans import SpanReader
 from avscene.media import ClipRangeError, probe
 from avscene.models import ShiftNet
@@ -316,16 +317,17 @@ def _scan_windows(model: ShiftNet, total_frames: int, window_at, options: SyncOp
     coarse, radius = scan_plan(max_d, options.step if options.scan else 1)
     cache: dict = {}  # audio features by the first frame of their track, shared by the windows
 
-    def scorer(t0: int) -> _WindowScorer:
+    def scorer(t0: int, inputs=None) -> _WindowScorer:
         for key in [key for key in cache if key < t0 - max_d]:  # windows ascend: no later one hears these
             del cache[key]
-        return _WindowScorer(model, *window_at(t0, max_d), t0, cache, options.chunk, options.channels_last)
+        inputs = inputs or window_at(t0, max_d)
+        return _WindowScorer(model, *inputs, t0, cache, options.chunk, options.channels_last)
 
     with inference(model, options.precision):
-        if not radius:  # one window at a time: memory holds one window
+        if not radius:  # one window at a time, the next one decoded meanwhile: memory holds two
             offsets = coarse
-            windows = [_window_scan(scorer(t0).scores(offsets), t0, offsets, n, total_frames, fps, options)
-                       for t0 in starts]
+            windows = [_window_scan(scorer(t0, inputs).scores(offsets), t0, offsets, n, total_frames, fps, options)
+                       for t0, inputs in prefetched(lambda t0: window_at(t0, max_d), starts)]
         else:  # up to HELD_WINDOWS windows keep their stem output between the stages; more are read again
             held = len(starts) <= HELD_WINDOWS
             scorers = [scorer(t0) for t0 in starts] if held else None

@@ -11,7 +11,10 @@ that made them. Tasks (``SceneConfig.task``):
 * ``'separation'``: one on-screen talking face whose mouth follows its own babble, and one
   off-screen talker at a similar level (+-3 dB each); ``voice_pairing`` picks the off-screen
   voice from the same group (``'within'``, hard) or the other group (``'across'``, easier), or
-  at random; with probability ``difficulty`` a silent non-talking distractor is added.
+  at random; with probability ``difficulty`` a silent non-talking distractor is added. With
+  ``motions`` set, the world of those motions instead: one sounding object, with probability
+  ``difficulty`` a silent look-alike, and off-screen sources of the same kinds of sound at the
+  same level (the demo's separation world, made of what its shift network learnt).
 * ``'action'``: one object performing action class ``label`` (random if None; see
   :mod:`avscene.synth.actions`); with probability ``difficulty`` a silent distractor with a
   random motion and, with probability ``difficulty / 2``, an off-screen source;
@@ -99,7 +102,7 @@ class SceneConfig:
     voice_pairing: str = "random"            # separation: 'within' | 'across' | 'random'
     label: int | None = None                 # action: class label (None: random)
     unseen_action_sound: float = 0.0         # action: probability of another class's sound off-screen
-    motions: tuple[str, ...] | None = None   # sync/localize: motion kinds to draw (None: all)
+    motions: tuple[str, ...] | None = None   # sync/localize/separation: motion kinds (None: all; talk)
     salience: float = 0.0                    # 0..1: larger objects, stronger pulses (see above)
     layout: str = "shared"                   # 'shared' picture | 'apart': one 2 x 2 grid cell each
     object_offset_s: float = 0.0             # objects: one object's sound delayed by this (s; < 0 leads)
@@ -323,6 +326,8 @@ def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], i
         specs = [specs[i] for i in rng.permutation(len(specs))]  # the sounding one is not always first
         n_off = int(rng.integers(config.n_offscreen[0], config.n_offscreen[1] + 1))
         specs += _offscreen_specs(rng, n_off, config.offscreen_db)
+    elif task == "separation" and config.motions is not None:
+        specs = _motion_separation_specs(config, rng, gain)
     elif task == "separation":
         pairing = config.voice_pairing
         if pairing == "random":
@@ -357,6 +362,23 @@ def _plan(config: SceneConfig, rng: np.random.Generator) -> tuple[list[_Spec], i
             other = ACTIONS[(label + 1 + int(rng.integers(len(ACTIONS) - 1))) % len(ACTIONS)].behaviour
             specs.append(_Spec(other, _random_shape(rng, other), True, False, gain()))
     return specs, label, pairing
+
+
+def _motion_separation_specs(config: SceneConfig, rng: np.random.Generator, gain) -> list[_Spec]:
+    """Separation scenes of a ``motions`` world: one sounding on-screen object and, with
+    probability ``difficulty``, a silent look-alike of the same motion (so the picture must say
+    *which* object sounds), plus ``max(1, n_offscreen)`` off-screen sources making the same
+    world's sounds at the on-screen level (+-3 dB each), which are the off-screen target."""
+    b = _random_behaviour(rng, allowed=config.motions)
+    specs = [_Spec(b, _random_shape(rng, b), True, True, gain())]
+    if rng.random() < config.difficulty:
+        specs.append(_Spec(b, _random_shape(rng, b, shape_family(specs[0].shape)), False, True, 0.0))
+        specs = [specs[i] for i in rng.permutation(len(specs))]
+    n_off = max(1, int(rng.integers(config.n_offscreen[0], config.n_offscreen[1] + 1)))
+    for _ in range(n_off):
+        ob = _random_behaviour(rng, allowed=config.motions)
+        specs.append(_Spec(ob, _random_shape(rng, ob), True, False, gain()))
+    return specs
 
 
 def _objects_specs(config: SceneConfig, rng: np.random.Generator, gain) -> list[_Spec]:

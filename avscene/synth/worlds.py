@@ -43,6 +43,16 @@ SYNTHETIC_SYNC_WORLDS = {
     "full": {},
 }
 
+#: Synthetic worlds for on/off-screen separation (``SceneConfig`` options of its ``separation``
+#: task). ``talk``: a talking face and an off-screen talker (``benchmarks/separation.py``; a few
+#: thousand steps before the separator beats the mixture clearly). ``pulses``: the sync world's
+#: salient pulsing objects and their tone and hiss bursts, a silent look-alike in half the scenes,
+#: off-screen bursts at the same level: the demo's, whose shift network learnt exactly these cues.
+SYNTHETIC_SEPARATION_WORLDS = {
+    "talk": {},
+    "pulses": dict(motions=("pulse",), salience=1.0),
+}
+
 #: Length (s) of the scenes of synthetic action sets (a few clips of the small presets each).
 SYNTHETIC_ACTION_SCENE_S = 4.0
 
@@ -63,15 +73,19 @@ def write_synthetic_sync_data(root: str | Path, n: int, seed: int, model_cfg: Sh
 
 
 def write_synthetic_separation_data(root: str | Path, model_cfg: SeparationNetConfig, *, progress: bool = True,
-                                    voice_pairing: str = "random", **sets: tuple[int, int]) -> dict[str, Path]:
+                                    voice_pairing: str = "random", world: str = "talk",
+                                    **sets: tuple[int, int]) -> dict[str, Path]:
     """Generate (once; finished sets are reused) synthetic separation sets with stems at the rates of
     ``model_cfg`` (a :class:`~avscene.models.SeparationNetConfig`): ``root/<name>`` with ``count``
     scenes of seed ``seed`` for each ``name=(count, seed)``; returns ``{name: folder}``.
     ``voice_pairing`` (:class:`avscene.synth.SceneConfig`): ``"random"`` (each scene draws within or
-    across voice groups), ``"within"`` or ``"across"`` for every scene. A finished set written with
-    another count, seed or scene config is an error, not silently reused."""
+    across voice groups), ``"within"`` or ``"across"`` for every scene (``talk`` world only).
+    ``world``: a key of :data:`SYNTHETIC_SEPARATION_WORLDS`. A finished set written with another
+    count, seed or scene config is an error, not silently reused."""
+    if world not in SYNTHETIC_SEPARATION_WORLDS:
+        raise ValueError(f"unknown separation world {world!r}; choose from {sorted(SYNTHETIC_SEPARATION_WORLDS)}")
     config = SceneConfig(task="separation", fps=model_cfg.shift.fps, sample_rate=model_cfg.shift.sample_rate,
-                         voice_pairing=voice_pairing)
+                         voice_pairing=voice_pairing, **SYNTHETIC_SEPARATION_WORLDS[world])
     return {name: ensure_dataset(Path(root) / name, count, set_seed, config=config, progress=progress)
             for name, (count, set_seed) in sets.items()}
 
