@@ -73,9 +73,9 @@ SEPARATION_RECIPE = {"optimizer": "adam", "lr": 1e-3, "grad_clip": 10.0, "global
 SEPARATION_WORLD = "pulses"
 
 #: Whether the demo's separator fine-tunes its shift network. It does not: the shift network
-#: already knows the pulses of the separation world. In 400 steps on one demo's shift network the
-#: U-Net alone gained +3.8 dB where fine-tuning both gained +2.3, on another +4.3 against +4.4,
-#: at 0.52 s per step instead of 0.72.
+#: already knows the pulses of the separation world. In 400 steps on three demo shift networks the
+#: U-Net alone gained +3.5, +3.8 and +4.3 dB where fine-tuning both gained +2.7, +2.3 and +4.4
+#: (benchmarks/separation_recipes.py), at 0.52-0.57 s per step instead of 0.71-0.72.
 SEPARATION_TRAINS_SHIFT = False
 
 #: The gain in on-screen SDR over the unprocessed mixture the demo's separator must show (dB).
