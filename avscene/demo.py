@@ -75,7 +75,7 @@ SEPARATION_WORLD = "pulses"
 #: Whether the demo's separator fine-tunes its shift network. It does not: the shift network
 #: already knows the pulses of the separation world. In 400 steps on three demo shift networks the
 #: U-Net alone gained +3.5, +3.8 and +4.3 dB where fine-tuning both gained +2.7, +2.3 and +4.4
-#: (benchmarks/separation_recipes.py), at 0.52-0.57 s per step instead of 0.71-0.72.
+#: (benchmarks/separation_recipes.py), at 0.52-0.57 s per step instead of 0.71-0.75.
 SEPARATION_TRAINS_SHIFT = False
 
 #: The gain in on-screen SDR over the unprocessed mixture the demo's separator must show (dB).
