@@ -302,6 +302,27 @@ def test_overlay_video_keeps_frames_size_duration_and_sound(crop_outputs):
     assert np.abs(after[around] - before[around]).mean() > 5  # the source is coloured
 
 
+def test_overlay_colours_each_pixel_by_its_level_and_leaves_the_unlit_ones_alone():
+    from avscene.report.plots import _colour_table, heatmap_overlay
+
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    heat = rng.uniform(-1, 3, (2, 5, 7)).astype(np.float32)
+    heat[0, 0, :3] = np.nan  # unseen
+    lo, hi, alpha = 0.5, 2.0, 0.35
+    out = heatmap_overlay(frames, heat, lo, hi, max_alpha=alpha)
+    colours = np.round(_colour_table("jet"))
+    for i in np.ndindex(heat.shape):  # the documented blend, one pixel at a time
+        if np.isnan(heat[i]):
+            assert np.array_equal(out[i], frames[i])
+            continue
+        shade = int(np.round(np.clip((heat[i] - lo) * 255 / (hi - lo), 0, 255)))
+        a = int(np.round(256 * alpha * shade / 255))
+        want = (frames[i].astype(int) * (256 - a) + a * colours[shade].astype(int) + 128) >> 8
+        assert np.array_equal(out[i], want), i
+    assert np.array_equal(out[heat < lo], frames[heat < lo]) and not np.array_equal(out, frames)
+
+
 def test_overlay_batches_draw_each_frame_as_alone(crop_outputs, monkeypatch):
     """Heat maps computed a batch of frames at a time (a short last batch too) colour every frame
     exactly as that frame's own map does."""
