@@ -207,6 +207,10 @@ def test_cli_sync_no_scan_and_fast_scan_on_cpu(event_video, tmp_path, tiny, caps
                      "--precision", "fp32", "--max-offset", "0.5", "--json", str(out2)]) == 0
     scanned = json.loads(out2.read_text())[0]["scan"]["offsets_frames"]
     assert 0 in scanned and len(scanned) < 31
+    out3 = tmp_path / "all.json"  # the coarse stage on every window (--coarse-windows 0)
+    assert cli.main(["sync", str(event_video), "--model", str(ckpt), "--device", "cpu", "--step", "2",
+                     "--coarse-windows", "0", "--max-offset", "0.5", "--json", str(out3)]) == 0
+    assert 0 in json.loads(out3.read_text())[0]["scan"]["offsets_frames"]
     assert cli.main(["sync", str(event_video), "--model", str(ckpt), "--no-scan", "--fix", str(tmp_path / "f.mp4")]) == 2
 
 
