@@ -147,7 +147,8 @@ def run_localize(model, clip: Path, settings: dict, totals: dict, out: Path) -> 
         t0 = time.perf_counter()
         localize.write_cam_outputs(result, out, name=f"{out.name}", background=settings.get("background", True))
         totals["write"] += time.perf_counter() - t0 - (totals["decode"] - decode_before)
-    return {"windows": len(result.window_starts), "map_shape": list(result.cam.shape),
+    return {"windows": len(result.window_starts), "cells_shape": list(result.cells.shape),
+            "peaks_grid": list(result.map_hw),
             "overlay_hw": list(result.out_hw or result.frame_hw)}
 
 

@@ -201,8 +201,8 @@ def test_localize_writes_similarity_maps_in_the_cam_formats(trained, tmp_path):
     videos, ckpt, _ = trained
     out = tmp_path / "maps"
     assert cli.main(["localize", str(videos / "tone1.mp4"), "-o", str(out), "--model", str(ckpt)]) == cli.EXIT_OK
-    maps = np.load(out / "tone1_cam.npy")
-    assert maps.shape == (60, 40, 40)
+    maps = np.load(out / "tone1_cam.npy")  # one map of cells per frame
+    assert maps.shape[0] == 60 and maps.ndim == 3
     assert np.nanmin(maps) >= -1.0001 and np.nanmax(maps) <= 1.0001  # cosines
     for suffix in ("_cam.mp4", "_cam.json", "_sheet.png"):
         assert (out / f"tone1{suffix}").is_file()

@@ -341,12 +341,14 @@ def test_overlay_batches_draw_each_frame_as_alone(crop_outputs, monkeypatch):
 
 def test_npy_json_and_sheet(crop_outputs):
     video, result, paths = crop_outputs
-    cam = np.load(paths["map"])
-    assert cam.dtype == np.float32 and cam.shape == (probe(video).n_frames, *FRAME_HW)
-    np.testing.assert_array_equal(cam, result.cam)
+    cells = np.load(paths["map"])  # the map on the CAM's own grid, one per video frame
+    assert cells.dtype == np.float32 and cells.shape == (probe(video).n_frames, *result.cells.shape[1:])
+    np.testing.assert_array_equal(cells, result.cells)
+    assert result.cam.shape == (60, *FRAME_HW) and result.scale == 1.0  # pixels rendered on demand
+    np.testing.assert_allclose(result.maps(10, 12), result.cam[10:12])
     meta = json.loads(paths["json"].read_text())
     assert meta["fps"] == "25/1" and meta["n_frames"] == 60 and meta["model_name"] == "blur"
-    assert meta["map"]["shape"] == [60, *FRAME_HW] and meta["map"]["scale"] == 1.0
+    assert meta["map"]["shape"] == list(cells.shape) and meta["map"]["peaks_grid"] == list(FRAME_HW)
     assert len(meta["peaks"]) == 60 and meta["peaks"][10]["x"] == pytest.approx(float(result.peaks[10, 0]), abs=0.01)
     assert meta["windows"]["starts_frames"][0] == 0 and meta["windows"]["window_frames"] == 16
     assert paths["sheet"].stat().st_size > 5000

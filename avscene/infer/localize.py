@@ -12,9 +12,10 @@ Pipeline for a file; memory holds one window of model frames, then one chunk of 
     probe --> windows of n_frames model frames covering the video, overlapping by ``overlap``
           --> per window: read_clip(fps=model fps, size=crop, fit) --> cam_clip: |CAM| (T', h, w)
           --> cross-faded into ``cells`` (T, h, w): one map per frame of the VIDEO's own frame rate
-          --> onto the original frame: LocalizeResult.cam (T, H, W), peaks (T, 3)
+          --> peaks (T, 3) on the original frame's pixels; the pixel maps are rendered from the cells
+              when asked for (LocalizeResult.frame_map / maps / cam), never held for the whole video
     writers: <name>_cam.mp4 (second pass over the original frames with the original sound),
-             <name>_cam.npy, <name>_cam.json, <name>_sheet.png
+             <name>_cam.npy (the cells), <name>_cam.json, <name>_sheet.png
 
 Where a value of the map sits
 -----------------------------
@@ -32,8 +33,8 @@ Where a value of the map sits
   ``pad`` scales to fit inside black borders, ``squash`` stretches). One step, no intermediate
   224 x 224 image.
 * Original pixels that the model did not see (the borders cut away by ``fit='crop'``) are NaN in
-  :attr:`LocalizeResult.cam` and in the ``.npy``; the overlay leaves them uncoloured and the
-  peaks ignore them.
+  :attr:`LocalizeResult.cam` (the ``.npy``'s cells cover only what was seen: the JSON's geometry
+  says where); the overlay leaves them uncoloured and the peaks ignore them.
 * Windows: frames where two windows overlap get both maps, weighted by triangular windows that
   fall to the window edges (:class:`avscene.windows.OverlapAdd`), so the map fades from one
   window to the next without a step. Frames that no window covers (``max_windows`` spreads
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 from fractions import Fraction
@@ -142,21 +144,23 @@ MAP_VALUES = {"|CAM|": "|CAM|: per-cell logit of the shift network (bias include
 class LocalizeResult:
     """Sound-source maps of one video, at the video's frame rate.
 
-    cam: float32 (T, H_m, W_m), ``|CAM|`` on the original frame's pixel grid scaled by ``scale``
-        (1.0 = original resolution, less when ``max_map_bytes`` demands); NaN where the model
-        did not see the picture.
+    cells: float32 (T, h, w): the map on the CAM's own grid, one per video frame; everything
+        else is sampled from it (bilinear in space, see the module docstring), and it is what
+        ``<name>_cam.npy`` stores: lossless and small (1.8 MB for a 60 s paper-cam video).
+    cam: float32 (T, H_m, W_m), ``|CAM|`` on the original frame's pixel grid at ``map_hw``,
+        rendered from ``cells`` on first use (a whole-video array: commands that stream use
+        :meth:`frame_map` / :meth:`maps` instead); NaN where the model did not see the picture.
+    map_hw, scale: the size of ``cam`` and of the peaks' grid: ``out_hw`` (the video's size by
+        default), reduced to fit ``max_map_bytes``; ``scale`` = its height / the video's.
     peaks: float32 (T, 3): per frame x, y (original pixels, pixel centres) and value of the
-        strongest point.
-    cells: float32 (T, h, w): the same map on the CAM's own grid (what ``cam`` is sampled from;
-        :meth:`frame_map` renders any frame at any resolution from it).
+        strongest point on that grid.
     window_starts: first model frame of each window (model frames are at ``model_fps``).
     """
 
     path: str | None
     fps: Fraction
     frame_hw: tuple[int, int]
-    cam: np.ndarray
-    scale: float
+    map_hw: tuple[int, int]
     peaks: np.ndarray
     cells: np.ndarray
     geometry: FitGeometry
@@ -176,15 +180,30 @@ class LocalizeResult:
     def n_frames(self) -> int:
         return int(self.cells.shape[0])
 
+    @property
+    def scale(self) -> float:
+        return self.map_hw[0] / self.frame_hw[0]
+
+    @functools.cached_property
+    def cam(self) -> np.ndarray:
+        return self.maps(0, self.n_frames)
+
+    def maps(self, first: int, last: int, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """float32 (last - first, H, W): the maps of frames ``first .. last - 1`` at ``out_hw``
+        (default ``map_hw``)."""
+        return _render(self.cells[first:last], *self._weights(out_hw or self.map_hw))
+
     def frame_map(self, index: int, out_hw: tuple[int, int] | None = None) -> np.ndarray:
         """float32 (H, W) map of frame ``index`` at the original resolution (or ``out_hw``)."""
-        ay, ax = _grid_weights(self.geometry, self.cam_stride[1:], self.cells.shape[1:], out_hw or self.frame_hw)
-        return (ay @ self.cells[index] @ ax.T).astype(np.float32)
+        return self.maps(index, index + 1, out_hw or self.frame_hw)[0]
 
     def time_average(self) -> np.ndarray:
-        """float32 (H_m, W_m): the map averaged over the video (NaN where never seen)."""
-        with np.errstate(invalid="ignore"):
-            return np.mean(self.cam, axis=0, dtype=np.float64).astype(np.float32)
+        """float32 (H_m, W_m): the map averaged over the video (NaN where never seen); the map is
+        linear in the cells, so this is the map of their mean."""
+        return _render(self.cells.mean(0, dtype=np.float64)[None], *self._weights(self.map_hw))[0]
+
+    def _weights(self, out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        return _grid_weights(self.geometry, self.cam_stride[1:], self.cells.shape[1:], out_hw)
 
     def describe(self) -> str:
         best = int(np.nanargmax(self.peaks[:, 2])) if np.isfinite(self.peaks[:, 2]).any() else 0
@@ -204,11 +223,15 @@ class LocalizeResult:
             "width": self.frame_hw[1],
             "height": self.frame_hw[0],
             "map": {
-                "shape": list(self.cam.shape),
-                "scale": self.scale,
+                "file": "cells (T, h, w) float32 on the CAM's own grid, one per video frame",
+                "shape": list(self.cells.shape),
                 "value": MAP_VALUES[self.value],
+                "pixels": "bilinear between cell centres, held beyond the outer ones: cell (i, k) is centred on "
+                          "model pixel (stride i, stride k) (windows.cam_stride), mapped to original pixels by "
+                          "geometry; avscene.infer.localize.LocalizeResult.frame_map renders any frame at any size",
                 "unseen": "NaN (parts of the frame the model did not see)",
                 "coordinates": "original pixels, (0, 0) = centre of the top-left pixel, x right, y down",
+                "peaks_grid": list(self.map_hw),
             },
             "geometry": self.geometry.to_dict(),
             "windows": {
@@ -394,12 +417,10 @@ def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) 
     scale = min(1.0, math.sqrt(options.max_map_bytes / max(1, n * out_h * out_w * 4)))
     map_hw = (max(1, round(out_h * scale)), max(1, round(out_w * scale)))
     ay, ax = _grid_weights(geometry, stride[1:], cells.shape[1:], map_hw)
-    cam = np.empty((n, *map_hw), np.float32)
     peaks = np.full((n, 3), np.nan, np.float32)
     chunk = max(1, (64 << 20) // (map_hw[0] * map_hw[1] * 8))
     for k0 in range(0, n, chunk):
-        part = ay @ cells[k0 : k0 + chunk].astype(np.float64) @ ax.T  # (k, H_m, W_m)
-        cam[k0 : k0 + chunk] = part
+        part = _render(cells[k0 : k0 + chunk], ay, ax)  # (k, H_m, W_m)
         flat = np.where(np.isnan(part), -np.inf, part).reshape(len(part), -1)
         best = flat.argmax(axis=1)
         rows, cols = np.divmod(best, map_hw[1])
@@ -407,11 +428,16 @@ def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) 
         peaks[k0 : k0 + chunk, 1] = (rows + 0.5) * h / map_hw[0] - 0.5
         peaks[k0 : k0 + chunk, 2] = flat[np.arange(len(part)), best]
     return LocalizeResult(
-        path=path, fps=fps, frame_hw=(int(h), int(w)), cam=cam, scale=map_hw[0] / h, peaks=peaks,
+        path=path, fps=fps, frame_hw=(int(h), int(w)), map_hw=map_hw, peaks=peaks,
         cells=cells, geometry=geometry, cam_stride=stride, cam_shape=cam_shape, model_fps=cfg.fps,
-        window_frames=cfg.n_frames, window_starts=tuple(int(s) for s in starts), hop_frames=hop,
+        window_starts=tuple(int(s) for s in starts), window_frames=cfg.n_frames, hop_frames=hop,
         model_config=cfg.to_dict() if hasattr(cfg, "to_dict") else {}, out_hw=(out_h, out_w),
         value="similarity" if is_two_tower(model) else "|CAM|")
+
+
+def _render(cells: np.ndarray, ay: np.ndarray, ax: np.ndarray) -> np.ndarray:
+    """float32 (k, H, W) maps of cells (k, h, w) through row and column weights (H, h), (W, w)."""
+    return (ay @ cells.astype(np.float64) @ ax.T).astype(np.float32)
 
 
 def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = LocalizeOptions()) -> LocalizeResult:
@@ -495,6 +521,16 @@ def overlay_thresholds(cam: np.ndarray, percentile: float = 97.0) -> tuple[float
     return lo, max(hi, lo + 1e-3)
 
 
+def _map_sample(result: LocalizeResult, max_values: int = 4_000_000) -> np.ndarray:
+    """The maps of frames spread evenly over the video, at ``map_hw``, about ``max_values``
+    values in all (every frame when the whole map is that small): what the overlay's thresholds
+    are taken from, without rendering the whole video's map."""
+    per_frame = result.map_hw[0] * result.map_hw[1]
+    count = min(result.n_frames, max(1, max_values // per_frame))
+    frames = np.unique(np.linspace(0, result.n_frames - 1, count).round().astype(int))
+    return np.stack([result.maps(k, k + 1)[0] for k in frames])  # (count, H_m, W_m)
+
+
 def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int, lo: float, hi: float,
                    *, max_alpha: float = 0.35) -> np.ndarray:
     """Frames ``first_frame ..`` (uint8 (t, H, W, 3) at the original size) with their heat maps."""
@@ -539,7 +575,7 @@ def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, nam
                       max_alpha: float = 0.35, n_sheet: int = 6, background: bool = True) -> dict[str, Path]:
     """Write ``<name>_cam.mp4`` (the original frames at their own rate, at ``result.out_hw`` (their
     own size by default), with the heat map over them and the original sound; encoded on a
-    background thread while the next chunk is decoded and rendered, unless ``background`` is False), ``<name>_cam.npy`` (``result.cam``, float32 (T, H, W)),
+    background thread while the next chunk is decoded and rendered, unless ``background`` is False), ``<name>_cam.npy`` (``result.cells``, float32 (T, h, w)),
     ``<name>_cam.json`` (per-frame peaks and metadata) and ``<name>_sheet.png`` (``n_sheet``
     frames) for a result of :func:`localize_file` (``name``: default the input's stem). ``network``: which network made the map and
     what it knows (:meth:`avscene.cards.NetworkId.to_dict` and its caveat), kept in the JSON. Every
@@ -559,7 +595,7 @@ def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, nam
     fps, n = as_fps(result.fps), result.n_frames
     h, w = result.out_hw or result.frame_hw
     size = (h, w) if (h, w) != tuple(result.frame_hw) else None
-    lo, hi = overlay_thresholds(result.cam, percentile)
+    lo, hi = overlay_thresholds(_map_sample(result), percentile)
     # Frames per chunk: ~128 MiB of uint8 pictures, at least 16 (each chunk is one seek + decode
     # from the previous keyframe, so tiny chunks would be slow), at most 512.
     chunk = int(np.clip((128 << 20) // (h * w * 3), 16, 512))
@@ -574,7 +610,7 @@ def write_cam_outputs(result: LocalizeResult, out_dir: str | os.PathLike, *, nam
             write(frames, audio)
             sheet.update({k: frames[k - k0].copy() for k in sheet_at if k0 <= k < k1})  # not views of the chunk
     with atomic_path(paths["map"]) as tmp, open(tmp, "wb") as f:
-        np.save(f, result.cam)
+        np.save(f, result.cells)
     meta = result.to_dict()
     meta["model_name"] = model_name
     meta.update(network or {})
