@@ -831,9 +831,6 @@ def _add_eval(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for separation_eval.{json,csv,md}")
     p.add_argument("--clips-per-scene", dest="clips_per_scene", type=int, default=4)
     p.add_argument("--n-clips", dest="n_clips", type=int, default=64, help="mixtures drawn from a folder of videos")
-    p.add_argument("--freeze-shift", dest="train_shift", action="store_false",
-                   help="keep the shift net's weights as --init left them and train the U-Net alone (a quarter "
-                        "faster per step; better when the shift net was trained on the same world, as in the demo)")
     p.add_argument("--snr-db", dest="snr_db", type=float, nargs=2, metavar=("LO", "HI"), default=(0.0, 0.0),
                    help="on/off SNR of mixtures drawn from a folder of videos")
     p.add_argument("--synthetic-scenes", dest="synthetic_scenes", type=int, default=64,

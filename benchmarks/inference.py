@@ -61,8 +61,9 @@ TARGETS = {"sync-small": 0.3, "sync-paper": 3.0, "sync-paper-step2": 3.0, "sync-
            "sync-paper-noscan": 0.3, "localize-small": 0.2,
            "localize-paper": 0.5, "separate-paper": 0.5}
 DEFAULT_ORDER = ["sync-small", "sync-paper-noscan", "sync-paper", "sync-paper-step2", "sync-small-step2",
-                 "localize-small", "localize-paper", "separate-paper", "sync-small-before", "localize-small-before", "separate-paper-before", "sync-paper-noscan-fp32",
-                 "sync-small-fp32", "localize-small-source-size", "localize-paper-before", "sync-paper-before"]
+                 "localize-small", "localize-paper", "separate-paper", "sync-small-before", "localize-small-before",
+                 "separate-paper-before", "sync-paper-noscan-fp32", "sync-small-fp32", "localize-small-source-size",
+                 "localize-paper-before", "sync-paper-before"]
 
 
 def make_clip(path: Path, seconds: float, hw: tuple[int, int]) -> Path:

@@ -2,8 +2,8 @@
 and batch make the demo's separator beat the unprocessed mixture by >= 3 dB of on-screen SDR.
 
 Every recipe trains the separator from the demo's own shift network on the demo's own synthetic
-separation sets (talking faces until the demo moved to the pulse world: see each row's ``world``) (a finished ``avscene demo`` output folder: ``--demo``), for the same number of
-steps, and is scored as the demo scores it (:func:`avscene.evaluate.separation.evaluate_separation`,
+separation sets (a finished ``avscene demo`` output folder: ``--demo``; talking faces until the
+demo moved to the pulse world, see each row's ``world``), for the same number of steps, and is scored as the demo scores it (:func:`avscene.evaluate.separation.evaluate_separation`,
 mixture phase, the held-out test scenes). Each recipe runs in a process of its own, so two can
 share the machine (``--threads 1`` each); ``train_seconds`` is then not an idle-machine figure.
 

@@ -528,7 +528,7 @@ def _map_sample(result: LocalizeResult, max_values: int = 4_000_000) -> np.ndarr
     per_frame = result.map_hw[0] * result.map_hw[1]
     count = min(result.n_frames, max(1, max_values // per_frame))
     frames = np.unique(np.linspace(0, result.n_frames - 1, count).round().astype(int))
-    return np.stack([result.maps(k, k + 1)[0] for k in frames])  # (count, H_m, W_m)
+    return _render(result.cells[frames], *result._weights(result.map_hw))  # (count, H_m, W_m)
 
 
 def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int, lo: float, hi: float,
@@ -536,8 +536,7 @@ def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int,
     """Frames ``first_frame ..`` (uint8 (t, H, W, 3) at the original size) with their heat maps."""
     from avscene.report.plots import heatmap_overlay
 
-    ay, ax = (a.astype(np.float32) for a in
-              _grid_weights(result.geometry, result.cam_stride[1:], result.cells.shape[1:], frames.shape[1:3]))
+    ay, ax = (a.astype(np.float32) for a in result._weights(frames.shape[1:3]))
     out = np.empty_like(frames)
     # Frames in batches of ~OVERLAY_BATCH_PIXELS: one matrix product per batch rather than two tiny
     # ones per frame, while the float temporaries (~50 B/pixel) stay bounded.
