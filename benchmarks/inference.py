@@ -46,6 +46,7 @@ CONFIGS = {
     "sync-paper-step2-all": ("sync", "paper", {"step": 2, "coarse_windows": None, "precision": "bf16",
                                                "project": True}),
     "sync-paper-noscan": ("sync", "paper", {"scan": False, "precision": "bf16"}),
+    "sync-paper-noscan-cl": ("sync", "paper", {"scan": False, "precision": "bf16", "channels_last": True}),
     "sync-paper-noscan-fp32": ("sync", "paper", {"scan": False, "precision": "fp32"}),
     "localize-small-before": ("localize", "small", {"out_size": None, "precision": "fp32", "background": False}),
     "localize-small-source-size": ("localize", "small", {"out_size": None, "precision": "bf16"}),
@@ -131,7 +132,8 @@ def run_sync(model, clip: Path, settings: dict, totals: dict) -> dict:
 
     options = sync.SyncOptions(step=settings.get("step", 1), scan=settings.get("scan", True),
                                coarse_windows=settings.get("coarse_windows", 4),
-                               precision=settings["precision"], max_windows=settings.get("max_windows", 16))
+                               precision=settings["precision"], max_windows=settings.get("max_windows", 16),
+                               channels_last=settings.get("channels_last", False))
     with timed_calls(spans, "read_clip", totals, "decode"):
         result = sync.sync_file(model, clip, options)
     return {"windows": len(result.windows), "offsets_scored_per_window": len(result.offsets_frames),
@@ -211,6 +213,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, mps")
     ap.add_argument("--merge", default=None, metavar="NAME,NAME",
                     help="only combine these results files' rows into --name, with the targets table")
+    ap.add_argument("--note", default=None,
+                    help="what the results file says of the machine's state")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child process: one configuration
     args = ap.parse_args()
     clip = args.work / f"clip_{int(args.seconds)}s_720p.mp4"
@@ -218,19 +222,20 @@ def main() -> None:
         print("RESULT " + json.dumps(run_one(args.one, clip, args.work, args.device)), flush=True)
         return
     if args.merge:
-        merge(args.merge.split(","), args.name)
+        merge(args.merge.split(","), args.name, args.note)
         return
-    rows = []
+    rows, note = [], args.note or "2-core CPU shared with other work: timings +-30 %"
     for row in run_all(args.only.split(","), args.seconds, args.work, args.device):
         rows.append(row)
         write_result(args.name, {"clip": {"seconds": args.seconds, "size": "1280x720", "fps": "30000/1001",
-                                          "audio": "AAC 48 kHz stereo"},
-                                 "note": "2-core CPU shared with other work: timings +-30 %", "rows": rows})
+                                          "audio": "AAC 48 kHz stereo"}, "note": note, "rows": rows})
 
 
-def merge(names: list[str], name: str) -> None:
+def merge(names: list[str], name: str, note: str | None = None) -> None:
     """Combine the rows of results files ``names`` into ``name`` with a table: each target's
-    configuration after (``TARGETS``) and before (``<config>-before``), and whether it is met."""
+    configuration after (``TARGETS``) and before (``<config>-before``), and whether it is met. A
+    configuration in several files takes its row from the last; ``note`` (default: the first
+    file's) says what the machine was doing."""
     from common import RESULTS
 
     parts = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names if (RESULTS / f"{n}.json").exists()]
@@ -244,7 +249,7 @@ def merge(names: list[str], name: str) -> None:
                       "before": before.get("projected_real_time_factor", before.get("real_time_factor")),
                       "before_config": before.get("config"), "met": None if rtf is None else bool(rtf <= target)})
         print(f"{config:22s} after {rtf}  before {table[-1]['before']}  target <= {target}  met {table[-1]['met']}")
-    write_result(name, {"clip": parts[0]["clip"], "note": parts[0]["note"], "targets": table,
+    write_result(name, {"clip": parts[0]["clip"], "note": note or parts[0]["note"], "targets": table,
                         "from": names, "rows": list(rows.values())})
 
 

@@ -435,9 +435,14 @@ def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) 
         value="similarity" if is_two_tower(model) else "|CAM|")
 
 
-def _render(cells: np.ndarray, ay: np.ndarray, ax: np.ndarray) -> np.ndarray:
-    """float32 (k, H, W) maps of cells (k, h, w) through row and column weights (H, h), (W, w)."""
-    return (ay @ cells.astype(np.float64) @ ax.T).astype(np.float32)
+def _render(cells: np.ndarray, ay: np.ndarray, ax: np.ndarray, dtype=torch.float64) -> np.ndarray:
+    """float32 (k, H, W) maps of cells (k, h, w) through row and column weights (H, h), (W, w),
+    computed in ``dtype``. Torch's batched products are ~5x faster than NumPy's stacked ``@``
+    here (tiny inner dimensions) and give the same values."""
+    with torch.inference_mode():
+        weights = [torch.from_numpy(np.asarray(a)).to(dtype) for a in (ay, ax)]
+        rows = torch.matmul(torch.from_numpy(np.ascontiguousarray(cells)).to(dtype), weights[1].T)  # (k, h, W)
+        return torch.matmul(weights[0], rows).to(torch.float32).numpy()
 
 
 def localize_file(model, path: str | os.PathLike, options: LocalizeOptions = LocalizeOptions()) -> LocalizeResult:
@@ -536,7 +541,7 @@ def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int,
     """Frames ``first_frame ..`` (uint8 (t, H, W, 3) at the original size) with their heat maps."""
     from avscene.report.plots import heatmap_overlay
 
-    ay, ax = (a.astype(np.float32) for a in result._weights(frames.shape[1:3]))
+    ay, ax = result._weights(frames.shape[1:3])
     out = np.empty_like(frames)
     # Frames in batches of ~OVERLAY_BATCH_PIXELS: one matrix product per batch rather than two tiny
     # ones per frame, while the float temporaries (~50 B/pixel) stay bounded.
@@ -544,7 +549,7 @@ def render_overlay(result: LocalizeResult, frames: np.ndarray, first_frame: int,
     for i in range(0, len(frames), batch):
         b = min(batch, len(frames) - i)
         cells = result.cells[first_frame + i : first_frame + i + b]  # (b, h, w)
-        heat = np.matmul(ay, np.matmul(cells, ax.T))  # (b, H, W)
+        heat = _render(cells, ay, ax, torch.float32)  # (b, H, W)
         out[i : i + b] = heatmap_overlay(frames[i : i + b], heat, lo, hi, max_alpha=max_alpha)
     return out
 
