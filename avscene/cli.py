@@ -647,6 +647,9 @@ def _add_localize(sub) -> None:
     p.add_argument("--out-size", dest="out_size", type=_out_size, default=360, metavar="PX|source",
                    help="height of the overlay video and of the map in the .npy, the width keeping the aspect "
                         "(default 360; never above the video's own; 'source': the video's own size)")
+    p.add_argument("--signed", action="store_true",
+                   help="map the signed CAM (evidence for sync, positive) instead of the release's |CAM|, which "
+                        "also lights up silent things that move on their own")
     _add_speed(p)
     _add_overwrite(p)
     p.set_defaults(func=_cmd_localize)
@@ -668,7 +671,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     network = _load_task_model(args.model, args.device, _localize_task(args.model), "localize")
     provenance = _Provenance(network, "localize")
     options = LocalizeOptions(fit=args.fit, size=args.size, max_windows=args.max_windows, out_size=args.out_size,
-                              precision=args.precision, channels_last=args.channels_last)
+                              precision=args.precision, channels_last=args.channels_last, signed=args.signed)
     names = OutputNames(args.out_dir, CAM_OUTPUTS.values(), overwrite=args.overwrite)
 
     def one(path: Path):

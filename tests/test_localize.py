@@ -18,6 +18,7 @@ from torch import nn
 
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
+from avscene.constants import frame_to_sample
 from avscene.infer.localize import (
     LocalizeOptions,
     cam_batch,
@@ -240,6 +241,36 @@ class SliceIndex(nn.Module):
         return index[None, :, None, None].expand(b, -1, -(-h // 16), -(-w // 16))
 
 
+class LeftAgainst(nn.Module):
+    """Stand-in whose CAM is -1 on the left half of the cells and +1 on the right: evidence against
+    sync on one side, for it on the other."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = get_preset("tiny", cam=True, n_frames=16)
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def cam(self, video, audio):
+        b, _, t, h, w = video.shape
+        side = torch.where(torch.arange(-(-w // 16)) < -(-w // 16) // 2, -1.0, 1.0)  # (w',)
+        return side.expand(b, -(-t // 8), -(-h // 16), -1)
+
+
+def test_signed_maps_keep_evidence_against_sync_negative():
+    model = LeftAgainst()
+    frames = np.zeros((32, 64, 64, 3), np.uint8)
+    audio = np.zeros((frame_to_sample(32, model.config.fps, model.config.sample_rate), 2), np.float32)
+    release = localize_clip(model, frames, audio)
+    signed = localize_clip(model, frames, audio, LocalizeOptions(signed=True))
+    assert (release.value, signed.value) == ("|CAM|", "CAM")
+    np.testing.assert_allclose(release.cells, 1.0, atol=1e-6)  # |CAM| lights both sides alike
+    assert signed.cells.shape[-1] == 2  # the tiny net's 32-px crop: 2 x 2 cells
+    np.testing.assert_allclose(signed.cells[..., 0], -1.0, atol=1e-6)
+    np.testing.assert_allclose(signed.cells[..., 1], 1.0, atol=1e-6)
+    assert signed.to_dict()["map"]["value"].startswith("CAM: ")
+    assert signed.peaks[:, 0].min() > 32  # the strongest point is on the side that is in sync
+
+
 def test_map_over_time_follows_the_slice_centres(tmp_path):
     """Slice j is centred on model frame 8 j; video frame k is model frame k * model_fps / fps."""
     model = SliceIndex(32)
@@ -407,7 +438,11 @@ def test_cli_localize_writes_outputs_and_goes_on_after_a_bad_file(crop_outputs, 
     assert "square.mp4:" in out and "bad.mp4" in err
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["square_cam.json", "square_cam.mp4", "square_cam.npy", "square_sheet.png"]
-    assert len(json.loads((tmp_path / "out" / "square_cam.json").read_text())["windows"]["starts_frames"]) == 3
+    meta = json.loads((tmp_path / "out" / "square_cam.json").read_text())
+    assert len(meta["windows"]["starts_frames"]) == 3 and meta["map"]["value"].startswith("|CAM|")
+    assert cli.main(["localize", str(video), "-o", str(tmp_path / "signed"), "--model", str(ckpt), "--signed",
+                     "--max-windows", "1", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "signed" / "square_cam.json").read_text())["map"]["value"].startswith("CAM: ")
 
 
 def test_fit_frames_pads_a_picture_that_fills_one_side_exactly():

@@ -93,6 +93,9 @@ class LocalizeOptions:
         faster; the peaks stay in original pixels.
     precision: ``"fp32"`` or ``"bf16"`` (autocast) for the network; ``channels_last``: video in
         ``channels_last_3d`` order (see :func:`avscene.windows.inference`).
+    signed: the signed CAM instead of the release's ``|CAM|``: positive where a place is evidence
+        that the sound is in sync with it, negative where it is evidence against (a silent object
+        moving on its own), which ``|CAM|`` lights up as brightly as a sounding one.
     """
 
     fit: str | None = None
@@ -103,6 +106,7 @@ class LocalizeOptions:
     out_size: int | None = None
     precision: str = "fp32"
     channels_last: bool = False
+    signed: bool = False
 
     def __post_init__(self) -> None:
         if self.fit is not None and self.fit not in FITS:
@@ -136,6 +140,7 @@ class LocalizeOptions:
 
 #: What :attr:`LocalizeResult.value` means, as the JSON says it.
 MAP_VALUES = {"|CAM|": "|CAM|: per-cell logit of the shift network (bias included), absolute value",
+              "CAM": "CAM: per-cell logit of the shift network (bias included), signed: positive = in sync there",
               "similarity": "cosine similarity of the sound's embedding with each location's picture embedding, "
                             "in [-1, 1] (two-tower correspondence network)"}
 
@@ -173,7 +178,7 @@ class LocalizeResult:
     model_config: dict
     #: (height, width) of the overlay video (``LocalizeOptions.out_size``); None: ``frame_hw``.
     out_hw: tuple[int, int] | None = None
-    #: What the map's values are: ``|CAM|`` (shift networks) or cosine similarity (two-tower).
+    #: What the map's values are: ``|CAM|`` or the signed ``CAM`` (shift networks), or cosine similarity (two-tower).
     value: str = "|CAM|"
 
     @property
@@ -364,7 +369,7 @@ def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config, *, fit: str
 # -- windows over a whole video --------------------------------------------------------------------
 
 def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, options: LocalizeOptions):
-    """Run every window, cross-fade their |CAM|s at ``times`` (model-frame coordinates of the
+    """Run every window, cross-fade their CAMs (``|CAM|`` unless ``options.signed``) at ``times`` (model-frame coordinates of the
     output frames). Returns cells (K, h, w), the window starts, the hop and one window's CAM shape."""
     n = model.config.n_frames
     hop = max(1, round(n * (1 - options.overlap)))
@@ -374,7 +379,8 @@ def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, o
     blend = cam_shape = None
     for start in starts:
         frames, audio = window_at(start)
-        cam = cam_clip(model, frames, audio, precision=options.precision, channels_last=options.channels_last)  # (T', h, w)
+        cam = cam_clip(model, frames, audio, absolute=not options.signed, precision=options.precision,
+                       channels_last=options.channels_last)  # (T', h, w)
         if blend is None:
             blend, cam_shape = OverlapAdd((len(times), *cam.shape[1:])), cam.shape
         local = times - start  # (K,) the output frames in the window's model frames
@@ -432,7 +438,7 @@ def _result(model, cells, fps, frame_hw, options, starts, hop, cam_shape, path) 
         cells=cells, geometry=geometry, cam_stride=stride, cam_shape=cam_shape, model_fps=cfg.fps,
         window_starts=tuple(int(s) for s in starts), window_frames=cfg.n_frames, hop_frames=hop,
         model_config=cfg.to_dict() if hasattr(cfg, "to_dict") else {}, out_hw=(out_h, out_w),
-        value="similarity" if is_two_tower(model) else "|CAM|")
+        value="similarity" if is_two_tower(model) else "CAM" if options.signed else "|CAM|")
 
 
 def _render(cells: np.ndarray, ay: np.ndarray, ax: np.ndarray, dtype=torch.float64) -> np.ndarray:
