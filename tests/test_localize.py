@@ -211,49 +211,47 @@ def test_the_map_of_a_clip_does_not_depend_on_its_batch():
 
 # -- windows ---------------------------------------------------------------------------------------
 
-class WindowMean(nn.Module):
-    """Stand-in with the ShiftNet interface whose map is the window's mean brightness in every
-    cell: on a brightening video consecutive windows disagree, and only a cross-fade joins them
-    without a step."""
+class StandIn(nn.Module):
+    """The ShiftNet interface (the tiny preset, 16-px CAM cells) for maps made up by hand."""
 
-    def __init__(self):
-        super().__init__()
-        self.config = get_preset("tiny", cam=True, n_frames=16)
-        self.dummy = nn.Parameter(torch.zeros(1))
-
-    def cam(self, video, audio):
-        b, _, t, h, w = video.shape
-        value = video.mean(dim=(1, 2, 3, 4)) + 2  # (B,)
-        return value[:, None, None, None].expand(b, -(-t // 8), -(-h // 16), -(-w // 16))
-
-
-class SliceIndex(nn.Module):
-    """Stand-in whose CAM slice j is j + 1 everywhere: the map over time shows where the slices sit."""
-
-    def __init__(self, n_frames: int):
+    def __init__(self, n_frames: int = 16):
         super().__init__()
         self.config = get_preset("tiny", cam=True, n_frames=n_frames)
         self.dummy = nn.Parameter(torch.zeros(1))
 
+    @staticmethod
+    def cells(video) -> tuple[int, int, int]:
+        """(T', h, w) of the map of ``video`` (B, 3, T, H, W)."""
+        _, _, t, h, w = video.shape
+        return -(-t // 8), -(-h // 16), -(-w // 16)
+
+
+class WindowMean(StandIn):
+    """Stand-in whose map is the window's mean brightness in every cell: on a brightening video
+    consecutive windows disagree, and only a cross-fade joins them without a step."""
+
     def cam(self, video, audio):
-        b, _, t, h, w = video.shape
-        index = torch.arange(-(-t // 8), dtype=torch.float32) + 1  # (T',)
-        return index[None, :, None, None].expand(b, -1, -(-h // 16), -(-w // 16))
+        value = video.mean(dim=(1, 2, 3, 4)) + 2  # (B,)
+        return value[:, None, None, None].expand(len(video), *self.cells(video))
 
 
-class LeftAgainst(nn.Module):
+class SliceIndex(StandIn):
+    """Stand-in whose CAM slice j is j + 1 everywhere: the map over time shows where the slices sit."""
+
+    def cam(self, video, audio):
+        slices, h, w = self.cells(video)
+        index = torch.arange(slices, dtype=torch.float32) + 1  # (T',)
+        return index[None, :, None, None].expand(len(video), -1, h, w)
+
+
+class LeftAgainst(StandIn):
     """Stand-in whose CAM is -1 on the left half of the cells and +1 on the right: evidence against
     sync on one side, for it on the other."""
 
-    def __init__(self):
-        super().__init__()
-        self.config = get_preset("tiny", cam=True, n_frames=16)
-        self.dummy = nn.Parameter(torch.zeros(1))
-
     def cam(self, video, audio):
-        b, _, t, h, w = video.shape
-        side = torch.where(torch.arange(-(-w // 16)) < -(-w // 16) // 2, -1.0, 1.0)  # (w',)
-        return side.expand(b, -(-t // 8), -(-h // 16), -1)
+        slices, h, w = self.cells(video)
+        side = torch.where(torch.arange(w) < w // 2, -1.0, 1.0)  # (w',)
+        return side.expand(len(video), slices, h, -1)
 
 
 def test_signed_maps_keep_evidence_against_sync_negative():
