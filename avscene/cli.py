@@ -1047,6 +1047,12 @@ def _add_objects(sub) -> None:
                    help="side of the square the picture is fitted to for the maps (default: the model's crop)")
     p.add_argument("--max-side", dest="max_side", type=int, default=384,
                    help="longest side of the picture objects are found at (memory: frames x side^2 x 3 bytes)")
+    p.add_argument("--signed", action="store_true",
+                   help="find objects on the signed CAM (evidence for sync) instead of |CAM|, so a silent thing "
+                        "that moves on its own is not taken for a sounding one")
+    p.add_argument("--box-cells", dest="box_cells", type=float, default=None,
+                   help="longest side of an object's box in map cells (default 2; more for fine maps, e.g. "
+                        "small-cam's 8-px cells)")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_objects)
 
@@ -1060,7 +1066,9 @@ def _cmd_objects(args: argparse.Namespace) -> int:
     options = ObjectsOptions(max_objects=args.max_objects, fit=args.fit, size=args.size,
                              threshold=defaults.threshold if args.threshold is None else args.threshold,
                              activity_threshold=(defaults.activity_threshold if args.activity_threshold is None
-                                                 else args.activity_threshold))
+                                                 else args.activity_threshold),
+                             signed=args.signed,
+                             box_cells=defaults.box_cells if args.box_cells is None else args.box_cells)
     network = _load_task_model(args.model, args.device, "shift", "localize")
     provenance = _Provenance(network, "objects")
     separator = _load_task_model(args.separation_model, args.device, "separation", "separate") if args.separation else None

@@ -5,16 +5,20 @@ Scenes: the ``objects`` task (:mod:`avscene.synth.activity`) in the pulse world 
 learnt (salient pulses), each object in its own 96-px cell of a 192-px picture (``layout='apart'``,
 as ``benchmarks/localize.py``), seen at ``--size`` 128 so objects keep the scale of the training
 world's 96-px scenes on the 64-px crop. Every object sounds, in spells of 0.8-2 s between pauses
-of 0.6-1.6 s; off-screen sources as in the sync world. Networks: the demo's shift network and
-on/off separator (``--demo-dir``; the separator learnt talking faces against an off-screen
-talker, never pulses).
+of 0.6-1.6 s; off-screen sources as in the sync world. Networks: the demo's on/off separator
+(``--demo-dir``; it learnt pulse-world scenes on its shift network's fixed features) and a shift
+network for the maps and scans: the demo's (``small``, 16-px cells) or ``--shift-model``, e.g.
+the localization-tuned ``small-cam`` (8-px cells, trained as ``benchmarks/shift.py`` says) seen at
+``--size 192``. ``--signed`` finds objects on the signed CAM (evidence for sync) instead of the
+release's |CAM|.
 
 Calibration: ``--calibration-scenes`` scenes of their own seed choose the detection threshold
 (best F1) and the activity threshold (best frame accuracy), for the method and for each baseline
 alike. Test: 3 seeds of
 ``--scenes`` scenes each, figures per seed and their mean.
 
-* **Detection**, per step of 8 frames (the CAM's time stride): peaks of the mean map with NMS.
+* **Detection**, per step of 8 frames (the CAM's time stride): peaks of the mean map with the
+  method's NMS (within 1.5 cells, and inside a stronger peak's blob).
   An object is *sounding* in a step when active on at least half its frames; a peak is a hit when
   it lies in the box (union over the step) of a sounding object not yet hit; other peaks are
   false positives. Baseline, the loudest-region heuristic: the same peaks on the frame-difference
@@ -51,11 +55,11 @@ from common import RESULTS, write_result
 
 from avscene.checkpoints import load_model
 from avscene.infer.localize import fit_frames
-from avscene.infer.objects import (ObjectsOptions, find_tracks, object_maps, object_sound, object_sync, scan_options,
-                                   step_maps)
+from avscene.infer.objects import (ObjectsOptions, detect, find_tracks, object_maps, object_sound, object_sync,
+                                   scan_options, step_maps)
 from avscene.infer.separate import SeparateOptions, separate_arrays
 from avscene.infer.sync import sync_clip
-from avscene.infer.tracks import box_values, find_peaks
+from avscene.infer.tracks import box_values
 from avscene.metrics.separation import bss_eval
 from avscene.store import DEMO_OUT, demo_checkpoint
 from avscene.synth import SceneConfig, generate_scene, scene_seed
@@ -90,11 +94,16 @@ def step_truth(scene, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def step_peaks(steps: np.ndarray, threshold: float, radius: float) -> list:
+    """The peaks of every step map, found as the method finds them (:func:`detect`: NMS by radius
+    and within blobs), for the CAM and the baseline alike."""
+    return detect(steps, ObjectsOptions(threshold=threshold, nms_radius=radius), cell_px=radius)
+
+
 def detection_counts(steps: np.ndarray, truth, threshold: float, radius: float) -> np.ndarray:
     """(hits, peaks, sounding objects) summed over the steps."""
     counts = np.zeros(3, np.int64)
-    for heat, (sounding, boxes) in zip(steps, truth):
-        peaks = find_peaks(heat, threshold, radius)
+    for peaks, (sounding, boxes) in zip(step_peaks(steps, threshold, radius), truth):
         hit = np.zeros(len(sounding), bool)
         for p in peaks:
             inside = ((boxes[:, 0] <= p.x + 0.5) & (p.x + 0.5 < boxes[:, 2]) & (boxes[:, 1] <= p.y + 0.5)
@@ -353,6 +362,16 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--demo-dir", type=Path, default=DEMO_OUT, help="a finished demo run (its shift net and separator)")
+    ap.add_argument("--shift-model", dest="shift_model", type=Path, default=None,
+                    help="the shift network that makes the maps and scans (default: the demo's)")
+    ap.add_argument("--size", type=int, default=128,
+                    help="side (px) the 192-px picture is seen at: 128 keeps objects at the scale a 64-px crop of "
+                         "the 96-px training scenes saw them (the demo's small net); 192 for small-cam's 84-px crop")
+    ap.add_argument("--signed", action="store_true", help="find objects on the signed CAM instead of |CAM|")
+    ap.add_argument("--box-cells", dest="box_cells", type=float, default=2.0,
+                    help="longest side of a track's box in CAM cells (ObjectsOptions.box_cells)")
+    ap.add_argument("--sync-margin", dest="sync_margin", type=float, default=0.5,
+                    help="picture seen around an object's box by its own scan (ObjectsOptions.sync_margin)")
     ap.add_argument("--scenes", type=int, default=5, help="test scenes per seed")
     ap.add_argument("--seeds", type=int, nargs="+", default=[301, 302, 303])
     ap.add_argument("--calibration-scenes", dest="calibration_scenes", type=int, default=5)
@@ -361,14 +380,16 @@ def main() -> None:
     ap.add_argument("--offset-s", dest="offset_s", type=float, default=0.4)
     ap.add_argument("--results-name", dest="results_name", default="objects")
     args = ap.parse_args()
-    shift_path, sep_path = demo_checkpoint("shift", args.demo_dir), demo_checkpoint("separation", args.demo_dir)
+    shift_path = args.shift_model or demo_checkpoint("shift", args.demo_dir)
+    sep_path = demo_checkpoint("separation", args.demo_dir)
     for path in (shift_path, sep_path):
         if not path.exists():
             raise SystemExit(f"no network at {path}: run `make demo` (or `avscene demo --out DIR`) and pass --demo-dir")
     t0 = time.perf_counter()
     shift, sep = load_model(shift_path), load_model(sep_path)
     config = scene_config(args, shift)
-    options = ObjectsOptions(size=128, max_objects=4)
+    options = ObjectsOptions(size=args.size, max_objects=4, signed=args.signed, box_cells=args.box_cells,
+                             sync_margin=args.sync_margin)
     cal = calibrate(shift, config, args, options)
     print(f"calibrated: detection {cal['detection_threshold']}, activity {cal['activity_threshold']} "
           f"(loudest region {cal['motion_detection_threshold']}, {cal['motion_activity_threshold']})", flush=True)

@@ -45,6 +45,16 @@ def test_nms_keeps_the_stronger_of_two_close_peaks_and_max_peaks_caps():
     assert len(find_peaks(far, 0.5, radius=5, max_peaks=1)) == 1
 
 
+def test_nms_within_blobs_drops_a_bump_on_a_large_blob_and_keeps_a_separate_one():
+    large = blob((60, 90), 30, 30, 1.0, sigma=12)  # one object many pixels wide ...
+    heat = large + blob((60, 90), 38, 30, 0.1, sigma=1.0) + blob((60, 90), 75, 30, 0.8, sigma=3)  # ... a bump, another
+    by_radius = find_peaks(heat, 0.5, radius=5, box_fraction=0.75)
+    xs = sorted(round(p.x) for p in by_radius)
+    assert len(xs) == 3 and xs[0] == 30 and abs(xs[1] - 38) <= 1 and xs[2] == 75  # the bump 8 px away survives
+    by_blob = find_peaks(heat, 0.5, radius=5, box_fraction=0.75, within_blobs=True)
+    assert sorted(round(p.x) for p in by_blob) == [30, 75]
+
+
 def test_nan_pixels_are_never_peaks_and_a_blob_box_covers_it():
     heat = blob((30, 30), 15, 15, 1.0, sigma=2.0)
     heat[:, :5] = np.nan
@@ -192,8 +202,11 @@ def test_cli_objects_writes_every_output_and_goes_on_after_a_bad_file(tiny_netwo
         assert len(obj["boxes"]) == meta["n_frames"] and len(obj["active"]) == meta["n_frames"]
         assert obj["sync"]["sign"].startswith("positive")
         assert {f"scene_00000_obj{obj['id']}.wav", f"scene_00000_obj{obj['id']}.mp4"} <= names
-    assert cli.main(argv[:2] + argv[3:] + ["--no-sync", "--no-separation"]) == 0  # never overwrites: _2
-    assert (out / "scene_00000_2_objects.json").exists()
+    assert meta["options"]["signed"] is False and meta["options"]["box_cells"] == 2.0
+    again = argv[:2] + argv[3:] + ["--no-sync", "--no-separation", "--signed", "--box-cells", "3"]
+    assert cli.main(again) == 0  # never overwrites: _2
+    meta = json.loads((out / "scene_00000_2_objects.json").read_text())
+    assert meta["options"]["signed"] is True and meta["options"]["box_cells"] == 3.0
 
 
 def test_a_silent_map_gives_no_object_and_still_a_timeline(tmp_path):

@@ -4,14 +4,17 @@ sound and check its sync (``avscene objects``).
 Built on the networks avscene already has, called through their public functions::
 
     frames (T, H, W, 3) + audio (N, C) at the shift net's rates
-      --> localize_clip: |CAM| per frame on the picture's pixels, divided by the video's scale
-          (its 99.5th percentile), so thresholds are fractions of the video's strong evidence
+      --> localize_clip: |CAM| (or the signed CAM) per frame on the picture's pixels, divided by
+          the video's scale (its 99.5th percentile), so thresholds are fractions of the video's
+          strong evidence
       --> per step (the CAM's time stride, 8 frames): the mean map of the step's frames
-          --> find_peaks: local maxima >= ``threshold``, greedy NMS within ``nms_radius``
+          --> find_peaks: local maxima >= ``threshold``, greedy NMS within ``nms_radius`` and
+              inside a stronger peak's blob (where the map stays above 3/4 of that peak): one
+              peak per object whatever its size in cells
       --> link_tracks: peaks joined over steps (Hungarian on distances; gaps of ``max_gap_steps``
           bridged, an object pausing between turns stays one track); the ``max_objects``
           strongest kept; track_boxes: one box per frame (the blob at 3/4 of the peak, at most
-          two cells a side: the map cannot place an object more finely)
+          ``box_cells`` cells a side: a coarse map cannot place an object more finely)
       --> activity: the map's maximum in the track's box per frame, above the frame's median
           (the evidence there against the rest of the picture), >= ``activity_threshold``
       --> each track seen on its own: a square window that follows its box, of the part of the
@@ -45,8 +48,12 @@ from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, fi
 @dataclasses.dataclass(frozen=True)
 class ObjectsOptions:
     """How to find and follow objects. Thresholds are fractions of the video's map scale (the
-    99.5th percentile of its |CAM|). Distances in pixels of the picture; None: ``nms_radius``
-    1.5 CAM cells, ``link_distance`` 2 cells. ``size`` / ``fit``: as :class:`LocalizeOptions`."""
+    99.5th percentile of its map). Distances in pixels of the picture; None: ``nms_radius``
+    1.5 CAM cells, ``link_distance`` 2 cells. ``box_cells``: the longest side of a track's box, in
+    cells. ``size`` / ``fit`` / ``signed``: as :class:`LocalizeOptions` (``signed``: objects are
+    found on the evidence for sync, so a silent thing moving on its own is not one).
+    ``sync_margin``: how much of the picture around its box an object's own scan sees (a fraction
+    of the box's size on every side)."""
 
     threshold: float = 0.6
     activity_threshold: float = 0.5
@@ -59,6 +66,8 @@ class ObjectsOptions:
     fit: str | None = None
     sync_max_offset_s: float = 1.0
     sync_margin: float = 0.5
+    signed: bool = False
+    box_cells: float = 2.0
 
     def __post_init__(self) -> None:
         if self.max_objects < 1:
@@ -68,6 +77,8 @@ class ObjectsOptions:
         if self.sync_margin < 0 or self.sync_max_offset_s <= 0:
             raise ValueError(f"sync_margin must be >= 0 and sync_max_offset_s > 0, got {self.sync_margin}, "
                              f"{self.sync_max_offset_s}")
+        if not self.box_cells > 0:
+            raise ValueError(f"box_cells must be positive, got {self.box_cells}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -141,9 +152,11 @@ def _track_dict(track: ObjectTrack, fps: float, to_picture: float) -> dict:
 
 def object_maps(model, frames: np.ndarray, audio: np.ndarray, options: ObjectsOptions
                 ) -> tuple[np.ndarray, float, float]:
-    """|CAM| of in-memory media at the model's rates, divided by its 99.5th percentile: float32
-    (T, H, W) on the frames' pixels, the scale, and one CAM cell's side in pixels of the picture."""
-    loc = localize_clip(model, frames, audio, LocalizeOptions(fit=options.fit, size=options.size))
+    """|CAM| (the signed CAM with ``options.signed``) of in-memory media at the model's rates,
+    divided by its 99.5th percentile: float32 (T, H, W) on the frames' pixels, the scale, and one
+    CAM cell's side in pixels of the picture."""
+    loc = localize_clip(model, frames, audio,
+                        LocalizeOptions(fit=options.fit, size=options.size, signed=options.signed))
     maps = loc.cam
     if maps.shape[1:] != tuple(frames.shape[1:3]):
         raise ValueError(f"{len(frames)} frames of {frames.shape[1]} x {frames.shape[2]} px exceed the maps' memory "
@@ -168,7 +181,7 @@ def step_maps(maps: np.ndarray, step_frames: int) -> tuple[np.ndarray, np.ndarra
 def detect(steps: np.ndarray, options: ObjectsOptions, cell_px: float) -> list[list[Peak]]:
     """Peaks of every step map (n_steps, H, W) (see :func:`avscene.infer.tracks.find_peaks`)."""
     radius = options.nms_radius if options.nms_radius is not None else 1.5 * cell_px
-    return [find_peaks(heat, options.threshold, radius, box_fraction=0.75) for heat in steps]
+    return [find_peaks(heat, options.threshold, radius, box_fraction=0.75, within_blobs=True) for heat in steps]
 
 
 def follow(peaks: list[list[Peak]], options: ObjectsOptions, cell_px: float) -> list[Track]:
@@ -193,7 +206,7 @@ def find_tracks(maps: np.ndarray, options: ObjectsOptions, cell_px: float, step_
     background = np.nan_to_num(np.nanmedian(maps.reshape(len(maps), -1), axis=1))  # (T,)
     out = []
     for k, track in enumerate(tracks, start=1):
-        boxes = track_boxes(track, centres, len(maps), maps.shape[1:], max_side=2 * cell_px)
+        boxes = track_boxes(track, centres, len(maps), maps.shape[1:], max_side=options.box_cells * cell_px)
         strength = box_values(maps, boxes) - background  # above the rest of the picture
         out.append(ObjectTrack(id=k, boxes=boxes, strength=strength, active=strength >= options.activity_threshold,
                                detected_steps=track.steps, confidence=_confidence(track, best)))

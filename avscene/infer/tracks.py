@@ -6,7 +6,8 @@ model saw nothing), coordinates are pixel centres ((0, 0) is the centre of the t
 to the right, y down) and boxes are ``(x0, y0, x1, y1)`` pixel edges, right/bottom exclusive.
 
 * :func:`find_peaks`: local maxima of one map at or above a threshold, strongest first, each
-  suppressing the weaker ones within ``radius`` pixels (greedy NMS).
+  suppressing the weaker ones within ``radius`` pixels (greedy NMS), and optionally those inside
+  its blob's box.
 * :func:`peak_box`: the box of the connected region around a peak where the map stays above a
   fraction of the peak's value (the extent of the blob the peak tops).
 * :func:`link_tracks`: peaks of consecutive steps joined into tracks by an optimal assignment of
@@ -51,10 +52,11 @@ class Track:
 
 
 def find_peaks(heat: np.ndarray, threshold: float, radius: float, *, max_peaks: int | None = None,
-               box_fraction: float = 0.5) -> list[Peak]:
+               box_fraction: float = 0.5, within_blobs: bool = False) -> list[Peak]:
     """Peaks of ``heat`` (H, W): pixels that are the maximum of their 3 x 3 neighbourhood and at
-    least ``threshold``, strongest first, none within ``radius`` px of a stronger kept one; at
-    most ``max_peaks``. Each gets the box of its blob (:func:`peak_box`)."""
+    least ``threshold``, strongest first, none within ``radius`` px of a stronger kept one (nor,
+    with ``within_blobs``, inside a stronger kept one's box: a bump on the same blob, whatever
+    the blob's size); at most ``max_peaks``. Each gets the box of its blob (:func:`peak_box`)."""
     heat = np.asarray(heat, np.float64)
     if heat.ndim != 2:
         raise ValueError(f"heat must be (H, W), got {heat.shape}")
@@ -65,6 +67,8 @@ def find_peaks(heat: np.ndarray, threshold: float, radius: float, *, max_peaks: 
     kept: list[Peak] = []
     for y, x in zip(ys[order], xs[order]):
         if any((p.x - x) ** 2 + (p.y - y) ** 2 <= radius**2 for p in kept):
+            continue
+        if within_blobs and any(p.box[0] <= x < p.box[2] and p.box[1] <= y < p.box[3] for p in kept):
             continue
         value = float(finite[y, x])
         kept.append(Peak(float(x), float(y), value, peak_box(finite, int(x), int(y), box_fraction)))
