@@ -13,8 +13,8 @@ import torch
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
 from avscene.infer.objects import ObjectsOptions, box_mask, find_tracks, grey_where, object_view
-from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks, peak_box,
-                                  track_boxes)
+from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks, merge_tracks,
+                                  peak_box, track_boxes)
 from avscene.models import SeparationNet, ShiftNet, get_preset
 from avscene.models.separation_net import get_preset as get_separation_preset
 from avscene.synth import SceneConfig, generate_scene
@@ -93,6 +93,20 @@ def test_links_take_the_least_total_distance_not_the_nearest_first():
     steps = [[_peak(0, 10), _peak(4, 10)], [_peak(3, 10), _peak(7, 10)]]
     tracks = link_tracks(steps, max_distance=5, max_gap=0)
     assert sorted([p.x for p in t.peaks] for t in tracks) == [[0, 3], [4, 7]]
+
+
+def test_tracks_on_one_object_merge_and_a_neighbour_stays_apart():
+    """A large object lit on its top rim for a while, then on its left rim (two tracks 12 px
+    apart, each inside the other's blob), and a neighbour 40 px away."""
+    def rim(x, y, value):
+        return Peak(x, y, value, (20.0, 20.0, 50.0, 50.0))  # the object's blob
+    top = Track((0, 1, 2, 3), tuple(rim(35, 24, 1.0) for _ in range(4)))
+    left = Track((3, 4, 5), (rim(24, 33, 2.0), rim(24, 33, 0.8), rim(25, 33, 0.8)))
+    neighbour = Track((0, 1), (_peak(80, 35, 1.5), _peak(80, 35, 1.5)))
+    merged = merge_tracks([top, left, neighbour])
+    assert len(merged) == 2 and merged[1] is neighbour
+    assert merged[0].steps == (0, 1, 2, 3, 4, 5)
+    assert merged[0].peaks[3].value == 2.0  # the stronger peak of the step both found
 
 
 def test_track_boxes_interpolate_between_detections_and_hold_at_the_ends():

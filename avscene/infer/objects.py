@@ -12,7 +12,8 @@ Built on the networks avscene already has, called through their public functions
               inside a stronger peak's blob (where the map stays above 3/4 of that peak): one
               peak per object whatever its size in cells
       --> link_tracks: peaks joined over steps (Hungarian on distances; gaps of ``max_gap_steps``
-          bridged, an object pausing between turns stays one track); the ``max_objects``
+          bridged, an object pausing between turns stays one track); merge_tracks: tracks whose
+          median positions lie in each other's median blob box are one object; the ``max_objects``
           strongest kept; track_boxes: one box per frame (the blob at 3/4 of the peak, at most
           ``box_cells`` cells a side: a coarse map cannot place an object more finely)
       --> activity: the map's maximum in the track's box per frame, above the frame's median
@@ -42,7 +43,7 @@ from avscene.infer.localize import LocalizeOptions, cam_stride, fit_frames, loca
 from avscene.infer.separate import MASK_GREY, SeparateOptions, separate_arrays
 from avscene.infer.sync import SyncOptions, SyncResult, sync_clip
 from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks,
-                                  track_boxes)
+                                  merge_tracks, track_boxes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +186,11 @@ def detect(steps: np.ndarray, options: ObjectsOptions, cell_px: float) -> list[l
 
 
 def follow(peaks: list[list[Peak]], options: ObjectsOptions, cell_px: float) -> list[Track]:
-    """The ``max_objects`` strongest tracks linked from per-step peaks."""
+    """The ``max_objects`` strongest objects: tracks linked from per-step peaks, those that are one
+    object merged (:func:`avscene.infer.tracks.merge_tracks`)."""
     distance = options.link_distance if options.link_distance is not None else 2.0 * cell_px
     tracks = link_tracks(peaks, distance, max_gap=options.max_gap_steps, min_detections=options.min_detections)
-    return tracks[: options.max_objects]
+    return merge_tracks(tracks)[: options.max_objects]
 
 
 def _confidence(track: Track, best: float) -> float:

@@ -13,6 +13,8 @@ to the right, y down) and boxes are ``(x0, y0, x1, y1)`` pixel edges, right/bott
 * :func:`link_tracks`: peaks of consecutive steps joined into tracks by an optimal assignment of
   distances (Hungarian), a track surviving ``max_gap`` steps without a peak (an object pausing
   between turns), tracks with fewer than ``min_detections`` peaks dropped.
+* :func:`merge_tracks`: tracks whose median positions fall in each other's median blob box
+  joined into one (one object lit by several bumps of the map).
 * :func:`track_boxes`: a track's box on every frame: its centre interpolated linearly between
   the steps that found it and held before the first and after the last, its size the median of
   its peaks' boxes.
@@ -104,6 +106,41 @@ def link_tracks(peaks_per_step: list[list[Peak]], max_distance: float, *, max_ga
         open_tracks += [Track((step,), (p,)) for j, p in enumerate(peaks) if j not in linked]
     tracks = [t for t in closed + open_tracks if len(t.steps) >= min_detections]
     return sorted(tracks, key=lambda t: -t.strength)
+
+
+def merge_tracks(tracks: list[Track]) -> list[Track]:
+    """Tracks that are one object joined, strongest first: a track whose median position lies in
+    a stronger (merged) track's median blob box, or whose median box holds that track's median
+    position, is the same object seen through another bump of the map (a pulse's rim moving
+    round it, a face's mouth and eyes). At a step both found, the stronger peak is kept. Meant for
+    objects that stay put over a track: two objects crossing the same spot at different times
+    would be joined."""
+    merged: list[Track] = []
+    for track in sorted(tracks, key=lambda t: -t.strength):
+        home = next((i for i, m in enumerate(merged) if _same_object(m, track)), None)
+        if home is None:
+            merged.append(track)
+            continue
+        by_step = {s: p for s, p in zip(merged[home].steps, merged[home].peaks)}
+        for s, p in zip(track.steps, track.peaks):
+            if s not in by_step or p.value > by_step[s].value:
+                by_step[s] = p
+        steps = tuple(sorted(by_step))
+        merged[home] = Track(steps, tuple(by_step[s] for s in steps))
+    return sorted(merged, key=lambda t: -t.strength)
+
+
+def _same_object(a: Track, b: Track) -> bool:
+    def centre(t: Track) -> np.ndarray:
+        return np.median([[p.x, p.y] for p in t.peaks], axis=0)  # (2,)
+
+    def box(t: Track) -> np.ndarray:
+        return np.median([p.box for p in t.peaks], axis=0)  # (4,) x0, y0, x1, y1
+
+    def inside(point: np.ndarray, edges: np.ndarray) -> bool:
+        return bool(edges[0] <= point[0] + 0.5 < edges[2] and edges[1] <= point[1] + 0.5 < edges[3])
+
+    return inside(centre(b), box(a)) or inside(centre(a), box(b))
 
 
 def _assign(tracks: list[Track], peaks: list[Peak], max_distance: float) -> dict[int, int]:
