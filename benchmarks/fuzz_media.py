@@ -70,6 +70,19 @@ def _scene(n_frames: int, h: int = 24, w: int = 32) -> np.ndarray:
     return frames
 
 
+def _yuv420(image: np.ndarray) -> np.ndarray:
+    """uint8 (H * 3 / 2, W) planar yuv420p (BT.601, limited range) of an RGB image (H, W, 3) of
+    even sides, computed here: swscale's conversion of such tiny pictures was not always the same
+    from run to run, and the sources must be byte-identical every time."""
+    rgb = image.astype(np.float64)
+    y = 16 + rgb @ np.array([65.481, 128.553, 24.966]) / 255
+    u = 128 + rgb @ np.array([-37.797, -74.203, 112.0]) / 255
+    v = 128 + rgb @ np.array([112.0, -93.786, -18.214]) / 255
+    h, w = y.shape
+    half = [c.reshape(h // 2, 2, w // 2, 2).mean((1, 3)).reshape(h // 4, w) for c in (u, v)]  # quarter planes
+    return np.clip(np.round(np.concatenate([y, *half])), 0, 255).astype(np.uint8)
+
+
 def _tone(n: int, rate: int, channels: int) -> np.ndarray:
     t = np.arange(n) / rate
     return np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(channels)], 1).astype(np.float32)
@@ -89,7 +102,7 @@ def _encode(path: Path, fmt: str, vcodec: str, acodec: str, *, fps: int = 10, ra
         astream = out.add_stream(acodec, rate=rate, layout="stereo")
         audio = _tone(int(seconds * rate), rate, 2)
         for i, image in enumerate(_scene(int(seconds * fps)) if vstream else []):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(_yuv420(image), format="yuv420p")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             out.mux(vstream.encode(frame))
         if vstream:
