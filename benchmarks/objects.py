@@ -368,9 +368,9 @@ def main() -> None:
                     help="side (px) the 192-px picture is seen at: 128 keeps objects at the scale a 64-px crop of "
                          "the 96-px training scenes saw them (the demo's small net); 192 for small-cam's 84-px crop")
     ap.add_argument("--signed", action="store_true", help="find objects on the signed CAM instead of |CAM|")
-    ap.add_argument("--box-cells", dest="box_cells", type=float, default=2.0,
+    ap.add_argument("--box-cells", dest="box_cells", type=float, default=ObjectsOptions.box_cells,
                     help="longest side of a track's box in CAM cells (ObjectsOptions.box_cells)")
-    ap.add_argument("--sync-margin", dest="sync_margin", type=float, default=0.5,
+    ap.add_argument("--sync-margin", dest="sync_margin", type=float, default=ObjectsOptions.sync_margin,
                     help="picture seen around an object's box by its own scan (ObjectsOptions.sync_margin)")
     ap.add_argument("--scenes", type=int, default=5, help="test scenes per seed")
     ap.add_argument("--seeds", type=int, nargs="+", default=[301, 302, 303])

@@ -178,7 +178,8 @@ class LocalizeResult:
     model_config: dict
     #: (height, width) of the overlay video (``LocalizeOptions.out_size``); None: ``frame_hw``.
     out_hw: tuple[int, int] | None = None
-    #: What the map's values are: ``|CAM|`` or the signed ``CAM`` (shift networks), or cosine similarity (two-tower).
+    #: What the map's values are: ``|CAM|`` or the signed ``CAM`` (shift networks), or cosine
+    #: similarity (two-tower).
     value: str = "|CAM|"
 
     @property
@@ -369,8 +370,9 @@ def cam_to_frame(cam: np.ndarray, frame_hw: tuple[int, int], config, *, fit: str
 # -- windows over a whole video --------------------------------------------------------------------
 
 def _blend(model, n_model_frames: int, window_at: Callable, times: np.ndarray, options: LocalizeOptions):
-    """Run every window, cross-fade their CAMs (``|CAM|`` unless ``options.signed``) at ``times`` (model-frame coordinates of the
-    output frames). Returns cells (K, h, w), the window starts, the hop and one window's CAM shape."""
+    """Run every window, cross-fade their CAMs (``|CAM|`` unless ``options.signed``) at ``times``
+    (model-frame coordinates of the output frames). Returns cells (K, h, w), the window starts, the
+    hop and one window's CAM shape."""
     n = model.config.n_frames
     hop = max(1, round(n * (1 - options.overlap)))
     starts = plan_windows(n_model_frames, n, hop, max_windows=options.max_windows, align="cover")

@@ -320,7 +320,8 @@ def _scan_windows(model: ShiftNet, total_frames: int, window_at, options: SyncOp
     def scorer(t0: int, inputs=None) -> _WindowScorer:
         for key in [key for key in cache if key < t0 - max_d]:  # windows ascend: no later one hears these
             del cache[key]
-        inputs = inputs or window_at(t0, max_d)
+        if inputs is None:
+            inputs = window_at(t0, max_d)
         return _WindowScorer(model, *inputs, t0, cache, options.chunk, options.channels_last)
 
     with inference(model, options.precision):

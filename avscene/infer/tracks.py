@@ -70,7 +70,7 @@ def find_peaks(heat: np.ndarray, threshold: float, radius: float, *, max_peaks: 
     for y, x in zip(ys[order], xs[order]):
         if any((p.x - x) ** 2 + (p.y - y) ** 2 <= radius**2 for p in kept):
             continue
-        if within_blobs and any(p.box[0] <= x < p.box[2] and p.box[1] <= y < p.box[3] for p in kept):
+        if within_blobs and any(_holds(p.box, x, y) for p in kept):
             continue
         value = float(finite[y, x])
         kept.append(Peak(float(x), float(y), value, peak_box(finite, int(x), int(y), box_fraction)))
@@ -137,10 +137,12 @@ def _same_object(a: Track, b: Track) -> bool:
     def box(t: Track) -> np.ndarray:
         return np.median([p.box for p in t.peaks], axis=0)  # (4,) x0, y0, x1, y1
 
-    def inside(point: np.ndarray, edges: np.ndarray) -> bool:
-        return bool(edges[0] <= point[0] + 0.5 < edges[2] and edges[1] <= point[1] + 0.5 < edges[3])
+    return _holds(box(a), *centre(b)) or _holds(box(b), *centre(a))
 
-    return inside(centre(b), box(a)) or inside(centre(a), box(b))
+
+def _holds(box, x: float, y: float) -> bool:
+    """Whether ``box`` (x0, y0, x1, y1 pixel edges) holds the pixel centred on (x, y)."""
+    return bool(box[0] <= x + 0.5 < box[2] and box[1] <= y + 0.5 < box[3])
 
 
 def _assign(tracks: list[Track], peaks: list[Peak], max_distance: float) -> dict[int, int]:
