@@ -1053,6 +1053,12 @@ def _add_objects(sub) -> None:
     p.add_argument("--box-cells", dest="box_cells", type=float, default=None,
                    help="longest side of an object's box in map cells (default 2; more for fine maps, e.g. "
                         "small-cam's 8-px cells)")
+    p.add_argument("--snap-cells", dest="snap_cells", type=float, default=None,
+                   help="how far (map cells) a peak may move onto the strongest motion near it (default 1.5; 0: "
+                        "boxes stay on the map's grid)")
+    p.add_argument("--min-offset-gain", dest="min_offset_gain", type=float, default=None,
+                   help="an object is called out of sync only when its best offset beats offset 0 by this many "
+                        "logits (default 1.0; calibrated as --threshold)")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_objects)
 
@@ -1062,13 +1068,9 @@ def _cmd_objects(args: argparse.Namespace) -> int:
     from avscene.infer.objects import ObjectsOptions, objects_file
     from avscene.infer.objects_output import object_suffixes, write_objects_outputs
 
-    defaults = ObjectsOptions()
-    options = ObjectsOptions(max_objects=args.max_objects, fit=args.fit, size=args.size,
-                             threshold=defaults.threshold if args.threshold is None else args.threshold,
-                             activity_threshold=(defaults.activity_threshold if args.activity_threshold is None
-                                                 else args.activity_threshold),
-                             signed=args.signed,
-                             box_cells=defaults.box_cells if args.box_cells is None else args.box_cells)
+    given = {k: getattr(args, k) for k in ("threshold", "activity_threshold", "box_cells", "snap_cells",
+                                           "min_offset_gain") if getattr(args, k) is not None}
+    options = ObjectsOptions(max_objects=args.max_objects, fit=args.fit, size=args.size, signed=args.signed, **given)
     network = _load_task_model(args.model, args.device, "shift", "localize")
     provenance = _Provenance(network, "objects")
     separator = _load_task_model(args.separation_model, args.device, "separation", "separate") if args.separation else None

@@ -12,13 +12,15 @@ the localization-tuned ``small-cam`` (8-px cells, trained as ``benchmarks/shift.
 ``--size 192``. ``--signed`` finds objects on the signed CAM (evidence for sync) instead of the
 release's |CAM|.
 
-Calibration: ``--calibration-scenes`` scenes of their own seed choose the detection threshold
-(best F1) and the activity threshold (best frame accuracy), for the method and for each baseline
-alike. Test: 3 seeds of
-``--scenes`` scenes each, figures per seed and their mean.
+Scenes last ``--duration-s`` (8 s): a scan of one object among 2-4 sounds needs several of its
+spells. Calibration: ``--calibration-scenes`` scenes of their own seed choose the detection
+threshold (best F1) and the activity threshold (best frame accuracy), for the method and for each
+baseline alike, and the sync verdict's ``min_offset_gain`` (best balanced accuracy over tracked
+objects). Test: 3 seeds of ``--scenes`` scenes each, figures per seed and their mean.
 
 * **Detection**, per step of 8 frames (the CAM's time stride): peaks of the mean map with the
-  method's NMS (within 1.5 cells, and inside a stronger peak's blob).
+  method's NMS (within 1.5 cells, and inside a stronger peak's blob), moved onto motion as the
+  method moves them (``--snap-cells``).
   An object is *sounding* in a step when active on at least half its frames; a peak is a hit when
   it lies in the box (union over the step) of a sounding object not yet hit; other peaks are
   false positives. Baseline, the loudest-region heuristic: the same peaks on the frame-difference
@@ -33,9 +35,11 @@ alike. Test: 3 seeds of
   (no masking; every object gets the same on-screen sound) and the mixture gated by the
   object's predicted activity.
 * **Sync**: the same scenes with one object's sound delayed by ``--offset-s``; a scene is solved
-  when the delayed object's own scan finds the offset within 1 frame and every other object's
-  finds 0 within 1 frame. Baseline: one scan of the whole picture, its offset given to every
-  object (it cannot solve a scene: all objects get one offset).
+  when the delayed object is called out of sync at its offset (within 1 frame) and every other
+  object is tracked and called in sync (the method's verdict: out of sync when the scan's best
+  offset is over a frame away and beats offset 0 by ``min_offset_gain`` logits). Per tracked
+  object: offset objects caught, in-sync objects kept. Baseline: one scan of the whole picture,
+  its verdict given to every object (it cannot solve a scene).
 
     python benchmarks/objects.py [--demo-dir runs/demo] [--scenes 5] [--calibration-scenes 5]
 """
@@ -56,7 +60,7 @@ from common import RESULTS, write_result
 from avscene.checkpoints import load_model
 from avscene.infer.localize import fit_frames
 from avscene.infer.objects import (ObjectsOptions, detect, find_tracks, object_maps, object_sound, object_sync,
-                                   scan_options, step_maps)
+                                   offset_gain, scan_options, step_maps, step_motion)
 from avscene.infer.separate import SeparateOptions, separate_arrays
 from avscene.infer.sync import sync_clip
 from avscene.infer.tracks import box_values
@@ -68,6 +72,7 @@ from avscene.synth.timebase import Timebase
 
 THRESHOLDS = np.round(np.arange(0.2, 1.45, 0.05), 3)
 ACTIVITY_THRESHOLDS = np.round(np.arange(-0.2, 1.2, 0.05), 3)
+GAINS = np.round(np.arange(0.0, 3.01, 0.25), 3)
 
 
 def scene_config(args, model) -> SceneConfig:
@@ -94,16 +99,17 @@ def step_truth(scene, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def step_peaks(steps: np.ndarray, threshold: float, radius: float) -> list:
-    """The peaks of every step map, found as the method finds them (:func:`detect`: NMS by radius
-    and within blobs), for the CAM and the baseline alike."""
-    return detect(steps, ObjectsOptions(threshold=threshold, nms_radius=radius), cell_px=radius)
+def step_peaks(steps: np.ndarray, threshold: float, cell: float, motion: np.ndarray | None = None,
+               snap_cells: float = 0.0) -> list:
+    """The peaks of every step map, found as the method finds them (:func:`detect`: NMS within 1.5
+    cells and inside a stronger peak's blob; moved onto ``motion`` by up to ``snap_cells`` cells)."""
+    return detect(steps, ObjectsOptions(threshold=threshold, snap_cells=snap_cells), cell, motion)
 
 
-def detection_counts(steps: np.ndarray, truth, threshold: float, radius: float) -> np.ndarray:
+def detection_counts(peaks_per_step: list, truth) -> np.ndarray:
     """(hits, peaks, sounding objects) summed over the steps."""
     counts = np.zeros(3, np.int64)
-    for peaks, (sounding, boxes) in zip(step_peaks(steps, threshold, radius), truth):
+    for peaks, (sounding, boxes) in zip(peaks_per_step, truth):
         hit = np.zeros(len(sounding), bool)
         for p in peaks:
             inside = ((boxes[:, 0] <= p.x + 0.5) & (p.x + 0.5 < boxes[:, 2]) & (boxes[:, 1] <= p.y + 0.5)
@@ -147,17 +153,24 @@ class SceneMaps:
         self.motion = motion_maps(scene.frames, self.cell)
         self.cam_steps, _ = step_maps(self.maps, self.step)
         self.motion_steps, _ = step_maps(self.motion, self.step)
+        self.snap_motion = step_motion(scene.frames, self.step, self.cell)  # what the method snaps peaks to
         self.truth = step_truth(scene, self.step)
+        self.snap_cells = options.snap_cells
 
-    def radius(self) -> float:
-        return 1.5 * self.cell
+    def detections(self, which: str, threshold: float) -> np.ndarray:
+        """Detection counts of the method's map (``which`` "cam", peaks snapped to motion as the
+        method does) or the loudest-region heuristic's ("motion")."""
+        if which == "cam":
+            return detection_counts(step_peaks(self.cam_steps, threshold, self.cell, self.snap_motion,
+                                               self.snap_cells), self.truth)
+        return detection_counts(step_peaks(self.motion_steps, threshold, self.cell), self.truth)
 
 
 def best_threshold(scenes: list[SceneMaps], which: str) -> tuple[float, list[dict]]:
-    """The detection threshold with the best F1 over ``scenes`` (``which``: cam_steps | motion_steps)."""
+    """The detection threshold with the best F1 over ``scenes`` (``which``: cam | motion)."""
     table = []
     for th in THRESHOLDS:
-        counts = sum(detection_counts(getattr(s, which), s.truth, th, s.radius()) for s in scenes)
+        counts = sum(s.detections(which, th) for s in scenes)
         table.append({"threshold": float(th), **prf(counts)})
     best = max(table, key=lambda r: r["f1"])
     return best["threshold"], table
@@ -166,7 +179,7 @@ def best_threshold(scenes: list[SceneMaps], which: str) -> tuple[float, list[dic
 def activity_pairs(s: SceneMaps, options: ObjectsOptions):
     """Per object: (truth (T,), CAM strength (T,) or None, motion strength (T,) or None), the
     strengths those of its matched track's box."""
-    tracks = find_tracks(s.maps, options, s.cell, s.step)
+    tracks = find_tracks(s.maps, options, s.cell, s.step, s.snap_motion)
     match = match_tracks(tracks, s.scene)
     background = np.median(s.motion.reshape(len(s.motion), -1), axis=1)
     out = []
@@ -232,60 +245,106 @@ def separation_gains(sep, s: SceneMaps, tracks, match, options: ObjectsOptions) 
     return gains
 
 
-def sync_outcome(shift, s: SceneMaps, options: ObjectsOptions) -> dict:
-    """Per-object scans of an offset scene and the whole-picture scan."""
+def sync_scans(shift, s: SceneMaps, options: ObjectsOptions) -> dict:
+    """Per-object scans of an offset scene (each tracked object's offset and gain over offset 0)
+    and the whole picture's scan."""
     scene = s.scene
-    tracks = find_tracks(s.maps, options, s.cell, s.step)
-    match = match_tracks(tracks, scene)
-    true = int(round(scene.objects[scene.offset_object].lag_s * float(scene.fps)))
+    tracks = find_tracks(s.maps, options, s.cell, s.step, s.snap_motion)
     found = {}
-    for i, j in match.items():
-        found[i] = object_sync(shift, scene.frames, scene.audio, tracks[j].boxes, options).offset_frames
+    for i, j in match_tracks(tracks, scene).items():
+        scan = object_sync(shift, scene.frames, scene.audio, tracks[j].boxes, options)
+        found[str(i)] = {"offset": scan.offset_frames, "gain": round(offset_gain(scan), 4)}
     whole = sync_clip(shift, fit_frames(scene.frames, options.size, "squash"), scene.audio,
-                      scan_options(shift, options)).offset_frames
-    others = [i for i in range(len(scene.objects)) if i != scene.offset_object]
-    found_offset = scene.offset_object in found and abs(found[scene.offset_object] - true) <= 1
-    others_ok = all(i in found and abs(found[i]) <= 1 for i in others)
-    return {"true_offset_frames": true, "found": {str(k): v for k, v in found.items()}, "whole_picture": whole,
-            "offset_object": scene.offset_object, "solved": bool(found_offset and others_ok),
-            "offset_found": bool(found_offset), "others_in_sync": bool(others_ok),
-            "whole_offset_found": abs(whole - true) <= 1, "whole_others_in_sync": abs(whole) <= 1}
+                      scan_options(shift, options))
+    return {"true_offset_frames": int(round(scene.objects[scene.offset_object].lag_s * float(scene.fps))),
+            "offset_object": scene.offset_object, "n_objects": len(scene.objects), "found": found,
+            "whole_picture": {"offset": whole.offset_frames, "gain": round(offset_gain(whole), 4)}}
+
+
+def out_of_sync(scan: dict, min_gain: float) -> bool:
+    """The method's verdict (:func:`avscene.infer.objects.sync_verdict`) on a scan's summary."""
+    return abs(scan["offset"]) > 1 and scan["gain"] >= min_gain
+
+
+def sync_scores(scans: list[dict], min_gain: float) -> dict:
+    """Per scene: the offset object called out of sync at its offset (within 1 frame), every other
+    object tracked and called in sync, both (solved); the whole picture's verdict given to every
+    object alike. Per tracked object: offset objects caught, in-sync objects called in sync."""
+    rows, caught, kept = [], [], []
+    for sc in scans:
+        true, target = sc["true_offset_frames"], str(sc["offset_object"])
+        right = {k: (abs(v["offset"] - true) <= 1 and out_of_sync(v, min_gain)) if k == target
+                 else not out_of_sync(v, min_gain) for k, v in sc["found"].items()}
+        caught += [right[k] for k in right if k == target]
+        kept += [right[k] for k in right if k != target]
+        found = right.get(target, False)
+        others = all(right.get(str(i), False) for i in range(sc["n_objects"]) if str(i) != target)
+        whole = sc["whole_picture"]
+        rows.append({"solved": found and others, "offset_found": found, "others_in_sync": others,
+                     "whole_offset_found": abs(whole["offset"] - true) <= 1 and out_of_sync(whole, min_gain),
+                     "whole_others_in_sync": not out_of_sync(whole, min_gain)})
+    out = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]} if rows else {}
+    out["whole_picture_solved"] = 0.0  # one verdict for every object cannot solve a scene
+    out["tracked_offset_objects_caught"] = round(float(np.mean(caught)), 4) if caught else None
+    out["tracked_in_sync_objects_kept"] = round(float(np.mean(kept)), 4) if kept else None
+    return out
+
+
+def best_offset_gain(scans: list[dict]) -> tuple[float, list[dict]]:
+    """The ``min_offset_gain`` with the best balanced accuracy over tracked objects (offset objects
+    caught and in-sync objects kept, equally weighted)."""
+    table = []
+    for gain in GAINS:
+        scores = sync_scores(scans, float(gain))
+        balanced = np.mean([scores["tracked_offset_objects_caught"] or 0, scores["tracked_in_sync_objects_kept"] or 0])
+        table.append({"min_offset_gain": float(gain), "balanced_accuracy": round(float(balanced), 4),
+                      "solved": scores["solved"]})
+    best = max(table, key=lambda r: (r["balanced_accuracy"], r["solved"]))
+    return best["min_offset_gain"], table
 
 
 def calibrate(shift, config: SceneConfig, args, options: ObjectsOptions) -> dict:
     """Thresholds of the method and the baselines, chosen on the calibration scenes."""
     scenes = [SceneMaps(shift, generate_scene(config, scene_seed(args.calibration_seed, i)), options)
               for i in range(args.calibration_scenes)]
-    th_cam, cam_table = best_threshold(scenes, "cam_steps")
-    th_motion, _ = best_threshold(scenes, "motion_steps")
+    th_cam, cam_table = best_threshold(scenes, "cam")
+    th_motion, _ = best_threshold(scenes, "motion")
     tuned = dataclasses.replace(options, threshold=th_cam)
     pairs = [p for s in scenes for p in activity_pairs(s, tuned)[0]]
+    scans = [sync_scans(shift, SceneMaps(shift, offset_scene(config, args, args.calibration_seed, i), tuned), tuned)
+             for i in range(args.calibration_scenes)]
+    gain, gain_table = best_offset_gain(scans)
     return {"detection_threshold": th_cam, "motion_detection_threshold": th_motion,
             "activity_threshold": best_activity_threshold(pairs, 1),
-            "motion_activity_threshold": best_activity_threshold(pairs, 2),
-            "detection_sweep": cam_table, "scenes": args.calibration_scenes, "seed": args.calibration_seed}
+            "motion_activity_threshold": best_activity_threshold(pairs, 2), "min_offset_gain": gain,
+            "detection_sweep": cam_table, "offset_gain_sweep": gain_table, "scenes": args.calibration_scenes,
+            "seed": args.calibration_seed}
+
+
+def offset_scene(config: SceneConfig, args, seed: int, i: int):
+    """Scene ``i`` of ``seed`` with one object's sound delayed by ``args.offset_s``."""
+    return generate_scene(dataclasses.replace(config, object_offset_s=args.offset_s), scene_seed(seed, i))
 
 
 def run_seed(shift, sep, config: SceneConfig, seed: int, args, cal: dict, options: ObjectsOptions) -> dict:
     """Every figure on ``args.scenes`` scenes of ``seed``; also returns examples for the sheet."""
     rng = np.random.default_rng(seed)
     det, det_motion = np.zeros(3, np.int64), np.zeros(3, np.int64)
-    pairs, randoms, gains, syncs, examples = [], [], {}, [], []
+    pairs, randoms, gains, scans, examples = [], [], {}, [], []
     for i in range(args.scenes):
         scene = generate_scene(config, scene_seed(seed, i))
         s = SceneMaps(shift, scene, options)
-        det += detection_counts(s.cam_steps, s.truth, cal["detection_threshold"], s.radius())
-        det_motion += detection_counts(s.motion_steps, s.truth, cal["motion_detection_threshold"], s.radius())
+        det += s.detections("cam", cal["detection_threshold"])
+        det_motion += s.detections("motion", cal["motion_detection_threshold"])
         scene_pairs, tracks, match = activity_pairs(s, options)
         pairs += scene_pairs
         randoms.append(random_track_scores(scene_pairs, scene, rng))
         for key, values in separation_gains(sep, s, tracks, match, options).items():
             gains.setdefault(key, []).extend(values)
         examples.append((scene, tracks, match))
-        offset_scene = generate_scene(dataclasses.replace(config, object_offset_s=args.offset_s), scene_seed(seed, i))
-        syncs.append(sync_outcome(shift, SceneMaps(shift, offset_scene, options), options))
+        scans.append(sync_scans(shift, SceneMaps(shift, offset_scene(config, args, seed, i), options), options))
         print(f"  seed {seed} scene {i}: {len(scene.objects)} objects, {len(tracks)} tracks, {len(match)} matched, "
-              f"sync solved {syncs[-1]['solved']}", flush=True)
+              f"sync solved {sync_scores(scans[-1:], options.min_offset_gain)['solved']}", flush=True)
     return {"seed": seed, "scenes": args.scenes, "objects": int(sum(len(e[0].objects) for e in examples)),
             "detection": prf(det), "detection_loudest_region": prf(det_motion),
             "activity": activity_scores(pairs, cal["activity_threshold"], 1),
@@ -293,12 +352,7 @@ def run_seed(shift, sep, config: SceneConfig, seed: int, args, cal: dict, option
             "activity_random_track": {k: round(float(np.mean([r[k] for r in randoms])), 4) for k in ("accuracy", "f1")},
             "objects_matched": int(sum(len(e[2]) for e in examples)),
             "sdr_gain_db": {k: round(float(np.mean(v)), 3) if v else None for k, v in gains.items()},
-            "sync": {"solved": round(float(np.mean([x["solved"] for x in syncs])), 4),
-                     "offset_found": round(float(np.mean([x["offset_found"] for x in syncs])), 4),
-                     "others_in_sync": round(float(np.mean([x["others_in_sync"] for x in syncs])), 4),
-                     "whole_picture_offset_found": round(float(np.mean([x["whole_offset_found"] for x in syncs])), 4),
-                     "whole_picture_others_in_sync": round(float(np.mean([x["whole_others_in_sync"] for x in syncs])), 4),
-                     "whole_picture_solved": 0.0, "scenes": syncs}}, examples
+            "sync": {**sync_scores(scans, options.min_offset_gain), "scenes": scans}}, examples
 
 
 def contact_sheet(examples, path: Path, fps: float) -> None:
@@ -354,8 +408,8 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
         out[key] = {m: mean(lambda r, m=m, key=key: r[key][m]) for m in ("accuracy", "f1")}
     out["sdr_gain_db"] = {m: mean(lambda r, m=m: r["sdr_gain_db"][m]) for m in ("objects", "whole_picture", "activity_gate")}
     out["sync"] = {m: mean(lambda r, m=m: r["sync"][m]) for m in
-                   ("solved", "offset_found", "others_in_sync", "whole_picture_offset_found",
-                    "whole_picture_others_in_sync", "whole_picture_solved")}
+                   ("solved", "offset_found", "others_in_sync", "whole_offset_found", "whole_others_in_sync",
+                    "whole_picture_solved", "tracked_offset_objects_caught", "tracked_in_sync_objects_kept")}
     return out
 
 
@@ -370,13 +424,16 @@ def main() -> None:
     ap.add_argument("--signed", action="store_true", help="find objects on the signed CAM instead of |CAM|")
     ap.add_argument("--box-cells", dest="box_cells", type=float, default=ObjectsOptions.box_cells,
                     help="longest side of a track's box in CAM cells (ObjectsOptions.box_cells)")
+    ap.add_argument("--snap-cells", dest="snap_cells", type=float, default=ObjectsOptions.snap_cells,
+                    help="how far (cells) a peak may move onto motion (ObjectsOptions.snap_cells; 0: off)")
     ap.add_argument("--sync-margin", dest="sync_margin", type=float, default=ObjectsOptions.sync_margin,
                     help="picture seen around an object's box by its own scan (ObjectsOptions.sync_margin)")
     ap.add_argument("--scenes", type=int, default=5, help="test scenes per seed")
     ap.add_argument("--seeds", type=int, nargs="+", default=[301, 302, 303])
     ap.add_argument("--calibration-scenes", dest="calibration_scenes", type=int, default=5)
     ap.add_argument("--calibration-seed", dest="calibration_seed", type=int, default=300)
-    ap.add_argument("--duration-s", dest="duration_s", type=float, default=4.0)
+    ap.add_argument("--duration-s", dest="duration_s", type=float, default=8.0,
+                    help="scene length: a per-object scan among 2-4 sounds needs a few spells of each")
     ap.add_argument("--offset-s", dest="offset_s", type=float, default=0.4)
     ap.add_argument("--results-name", dest="results_name", default="objects")
     args = ap.parse_args()
@@ -389,12 +446,12 @@ def main() -> None:
     shift, sep = load_model(shift_path), load_model(sep_path)
     config = scene_config(args, shift)
     options = ObjectsOptions(size=args.size, max_objects=4, signed=args.signed, box_cells=args.box_cells,
-                             sync_margin=args.sync_margin)
+                             sync_margin=args.sync_margin, snap_cells=args.snap_cells)
     cal = calibrate(shift, config, args, options)
     print(f"calibrated: detection {cal['detection_threshold']}, activity {cal['activity_threshold']} "
           f"(loudest region {cal['motion_detection_threshold']}, {cal['motion_activity_threshold']})", flush=True)
     tuned = dataclasses.replace(options, threshold=cal["detection_threshold"],
-                                activity_threshold=cal["activity_threshold"])
+                                activity_threshold=cal["activity_threshold"], min_offset_gain=cal["min_offset_gain"])
     per_seed, examples = [], []
     for seed in args.seeds:
         result, seed_examples = run_seed(shift, sep, config, seed, args, cal, tuned)

@@ -12,9 +12,11 @@ import torch
 
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
-from avscene.infer.objects import ObjectsOptions, box_mask, find_tracks, grey_where, object_view
+from avscene.infer.objects import (ObjectsOptions, box_mask, detect, find_tracks, grey_where, object_view, offset_gain,
+                                   step_motion, sync_verdict)
+from avscene.infer.sync import SyncResult
 from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks, merge_tracks,
-                                  peak_box, track_boxes)
+                                  peak_box, snap_peak, track_boxes)
 from avscene.models import SeparationNet, ShiftNet, get_preset
 from avscene.models.separation_net import get_preset as get_separation_preset
 from avscene.synth import SceneConfig, generate_scene
@@ -53,6 +55,45 @@ def test_nms_within_blobs_drops_a_bump_on_a_large_blob_and_keeps_a_separate_one(
     assert len(xs) == 3 and xs[0] == 30 and abs(xs[1] - 38) <= 1 and xs[2] == 75  # the bump 8 px away survives
     by_blob = find_peaks(heat, 0.5, radius=5, box_fraction=0.75, within_blobs=True)
     assert sorted(round(p.x) for p in by_blob) == [30, 75]
+
+
+def test_a_peak_snaps_onto_the_motion_near_it_and_stays_where_nothing_moves():
+    peak = Peak(24.0, 24.0, 1.0, (12.0, 12.0, 36.0, 36.0))  # a coarse map's cell centre, on the rim
+    motion = blob((64, 64), 31, 17, 5.0, sigma=2.0) + blob((64, 64), 56, 56, 9.0, sigma=2.0)  # near one, far one
+    snapped = snap_peak(peak, motion, radius=12)
+    assert (snapped.x, snapped.y) == (31.0, 17.0) and snapped.box == (19.0, 5.0, 43.0, 29.0)  # box moved along
+    assert snap_peak(peak, motion, radius=12, floor=6.0) == peak  # the near motion is below the floor
+    assert snap_peak(peak, np.zeros((64, 64)), radius=12) == peak
+
+
+def test_step_motion_is_where_the_picture_changes_and_detect_snaps_to_it():
+    frames = np.full((16, 48, 48, 3), 100, np.uint8)
+    frames[1::2, 30:34, 10:14] = 200  # a small thing flickering at (11.5, 31.5) every frame
+    motion = step_motion(frames, 8, cell_px=3.0)
+    assert motion.shape == (2, 48, 48)
+    assert np.unravel_index(motion[1].argmax(), (48, 48)) in {(31, 11), (31, 12), (32, 11), (32, 12)}
+    heat = np.stack([blob((48, 48), 18, 24, 1.0, sigma=4.0)] * 2)  # the map's peak 11 px off the thing
+    plain = detect(heat, ObjectsOptions(threshold=0.5, snap_cells=0), cell_px=8.0, motion=motion)
+    assert [(p.x, p.y) for p in plain[1]] == [(18.0, 24.0)]
+    snapped = detect(heat, ObjectsOptions(threshold=0.5, snap_cells=1.5), cell_px=8.0, motion=motion)[1][0]
+    assert abs(snapped.x - 11.5) <= 1 and abs(snapped.y - 31.5) <= 1
+
+
+def _scan(scores: dict[int, float]) -> SyncResult:
+    offsets = np.arange(-5, 6)
+    values = np.array([scores.get(int(k), 0.0) for k in offsets])
+    best = int(offsets[values.argmax()])
+    return SyncResult(path=None, fps=30, offsets_frames=offsets, scores=values, aligned_probability=0.5,
+                      offset_frames=best, confidence=0.5, windows=())
+
+
+def test_an_object_is_out_of_sync_only_when_its_offset_beats_zero_clearly():
+    options = ObjectsOptions(min_offset_gain=1.0)
+    clear, faint, near = _scan({4: 2.5, 0: 0.5}), _scan({4: 1.2, 0: 0.5}), _scan({1: 3.0, 0: 0.0})
+    assert offset_gain(clear) == pytest.approx(2.0) and not sync_verdict(clear, options)
+    assert offset_gain(faint) == pytest.approx(0.7) and sync_verdict(faint, options)  # a peak, not evidence
+    assert sync_verdict(near, options)  # within a frame of 0
+    assert offset_gain(_scan({0: 1.0})) == 0.0
 
 
 def test_nan_pixels_are_never_peaks_and_a_blob_box_covers_it():
@@ -216,11 +257,14 @@ def test_cli_objects_writes_every_output_and_goes_on_after_a_bad_file(tiny_netwo
         assert len(obj["boxes"]) == meta["n_frames"] and len(obj["active"]) == meta["n_frames"]
         assert obj["sync"]["sign"].startswith("positive")
         assert {f"scene_00000_obj{obj['id']}.wav", f"scene_00000_obj{obj['id']}.mp4"} <= names
+        assert isinstance(obj["sync"]["in_sync"], bool) and "gain_over_zero" in obj["sync"]
     assert meta["options"]["signed"] is False and meta["options"]["box_cells"] == 2.0
-    again = argv[:2] + argv[3:] + ["--no-sync", "--no-separation", "--signed", "--box-cells", "3"]
+    again = argv[:2] + argv[3:] + ["--no-sync", "--no-separation", "--signed", "--box-cells", "3", "--snap-cells",
+                                   "0", "--min-offset-gain", "2"]
     assert cli.main(again) == 0  # never overwrites: _2
     meta = json.loads((out / "scene_00000_2_objects.json").read_text())
     assert meta["options"]["signed"] is True and meta["options"]["box_cells"] == 3.0
+    assert meta["options"]["snap_cells"] == 0.0 and meta["options"]["min_offset_gain"] == 2.0
 
 
 def test_a_silent_map_gives_no_object_and_still_a_timeline(tmp_path):

@@ -10,7 +10,9 @@ Built on the networks avscene already has, called through their public functions
       --> per step (the CAM's time stride, 8 frames): the mean map of the step's frames
           --> find_peaks: local maxima >= ``threshold``, greedy NMS within ``nms_radius`` and
               inside a stronger peak's blob (where the map stays above 3/4 of that peak): one
-              peak per object whatever its size in cells
+              peak per object whatever its size in cells; each peak moved onto the strongest
+              motion within ``snap_cells`` cells (the map has one value per cell, often on an
+              object's rim; the object's own motion places it to the pixel)
       --> link_tracks: peaks joined over steps (Hungarian on distances; gaps of ``max_gap_steps``
           bridged, an object pausing between turns stays one track); merge_tracks: tracks whose
           median positions lie in each other's median blob box are one object; the ``max_objects``
@@ -21,11 +23,12 @@ Built on the networks avscene already has, called through their public functions
       --> each track seen on its own: a square window that follows its box, of the part of the
           picture the maps' scale puts on the network's crop (the whole picture without ``size``)
       --> sync per track: the offset scan (sync_clip) on its window greyed outside its box (grown
-          by ``sync_margin``): only that object can be in or out of sync
+          by ``sync_margin``): only that object can be in or out of sync; out of sync when the
+          best offset beats offset 0 by ``min_offset_gain`` logits
       --> sound per track: the on/off separator (separate_arrays) on its window with every OTHER
           track's box greyed: what is left on screen is that object, its sound is "on-screen"
 
-The default thresholds are starting points; ``benchmarks/objects.py`` calibrates both for a
+The default thresholds are starting points; ``benchmarks/objects.py`` calibrates them for a
 network on held-out synthetic scenes (``calibration`` in its results JSON).
 Writers live in :mod:`avscene.infer.objects_output`.
 """
@@ -37,13 +40,18 @@ import os
 from fractions import Fraction
 
 import numpy as np
+from scipy import ndimage
 
 from avscene.media import ClipRangeError, MediaError, probe, read_clip
 from avscene.infer.localize import LocalizeOptions, cam_stride, fit_frames, localize_clip
 from avscene.infer.separate import MASK_GREY, SeparateOptions, separate_arrays
 from avscene.infer.sync import SyncOptions, SyncResult, sync_clip
 from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks,
-                                  merge_tracks, track_boxes)
+                                  merge_tracks, snap_peak, track_boxes)
+
+
+#: Motion a peak snaps to must be at least this many times the step's median motion.
+MOTION_FLOOR = 1.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +62,10 @@ class ObjectsOptions:
     cells. ``size`` / ``fit`` / ``signed``: as :class:`LocalizeOptions` (``signed``: objects are
     found on the evidence for sync, so a silent thing moving on its own is not one).
     ``sync_margin``: how much of the picture around its box an object's own scan sees (a fraction
-    of the box's size on every side)."""
+    of the box's size on every side). ``min_offset_gain``: an object is called out of sync only
+    when its scan's best offset beats offset 0 by at least this many logits (mean over windows):
+    a scan of one object among several sounds peaks somewhere even when nothing is wrong. ``snap_cells``: how far (cells) a peak may move onto the
+    strongest motion near it (0: peaks stay on the map's grid)."""
 
     threshold: float = 0.6
     activity_threshold: float = 0.5
@@ -69,6 +80,8 @@ class ObjectsOptions:
     sync_margin: float = 0.5
     signed: bool = False
     box_cells: float = 2.0
+    snap_cells: float = 1.5
+    min_offset_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_objects < 1:
@@ -80,6 +93,9 @@ class ObjectsOptions:
                              f"{self.sync_max_offset_s}")
         if not self.box_cells > 0:
             raise ValueError(f"box_cells must be positive, got {self.box_cells}")
+        if self.snap_cells < 0 or self.min_offset_gain < 0:
+            raise ValueError(f"snap_cells and min_offset_gain must be >= 0, got {self.snap_cells}, "
+                             f"{self.min_offset_gain}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -89,7 +105,8 @@ class ObjectTrack:
     ``detected_steps`` the steps whose peaks made it; ``confidence`` in [0, 1]: the mean of its
     peaks' values over the strongest peak of the video, times the fraction of steps it was found
     in while it existed.
-    ``sync``: its own offset scan; ``sound``: float32 (N,) its separated sound at the model's rate."""
+    ``sync``: its own offset scan and ``in_sync`` the verdict on it (see ``min_offset_gain``);
+    ``sound``: float32 (N,) its separated sound at the model's rate."""
 
     id: int
     boxes: np.ndarray
@@ -98,6 +115,7 @@ class ObjectTrack:
     detected_steps: tuple[int, ...]
     confidence: float
     sync: SyncResult | None = None
+    in_sync: bool | None = None
     sound: np.ndarray | None = None
 
 
@@ -119,7 +137,8 @@ class ObjectsResult:
     def describe(self) -> str:
         parts = []
         for t in self.tracks:
-            sync = "" if t.sync is None else f", offset {t.sync.offset_frames:+d} frames"
+            sync = "" if t.sync is None else (", in sync" if t.in_sync else
+                                              f", out of sync by {t.sync.offset_frames:+d} frames")
             parts.append(f"#{t.id} active {t.active.mean():.0%}{sync}")
         return f"{len(self.tracks)} object(s)" + (": " + "; ".join(parts) if parts else "")
 
@@ -137,8 +156,9 @@ class ObjectsResult:
 def _track_dict(track: ObjectTrack, fps: float, to_picture: float) -> dict:
     sync = None
     if track.sync is not None:
-        sync = {"offset_frames": track.sync.offset_frames, "offset_s": round(track.sync.offset_s, 6),
-                "confidence": round(track.sync.confidence, 4), "in_sync": abs(track.sync.offset_frames) <= 1,
+        sync = {"in_sync": track.in_sync, "offset_frames": track.sync.offset_frames,
+                "offset_s": round(track.sync.offset_s, 6), "confidence": round(track.sync.confidence, 4),
+                "gain_over_zero": round(offset_gain(track.sync), 4),
                 "sign": "positive = its sound lags its picture"}
     return {"id": track.id, "confidence": round(track.confidence, 4),
             "active_fraction": round(float(track.active.mean()), 4),
@@ -179,10 +199,32 @@ def step_maps(maps: np.ndarray, step_frames: int) -> tuple[np.ndarray, np.ndarra
     return means, centres
 
 
-def detect(steps: np.ndarray, options: ObjectsOptions, cell_px: float) -> list[list[Peak]]:
-    """Peaks of every step map (n_steps, H, W) (see :func:`avscene.infer.tracks.find_peaks`)."""
+def step_motion(frames: np.ndarray, step_frames: int, cell_px: float) -> np.ndarray:
+    """Where the picture moves in each step: the mean over the step's frames of |frame - the
+    frame before| summed over colour, blurred by a Gaussian of a third of a CAM cell. float32
+    (n_steps, H, W), one step at a time (memory: a step's frames)."""
+    out = np.zeros((-(-len(frames) // step_frames), *frames.shape[1:3]), np.float32)
+    for k, start in enumerate(range(0, len(frames), step_frames)):
+        run = frames[max(0, start - 1) : start + step_frames].astype(np.float32)  # (n + 1, H, W, 3)
+        if len(run) > 1:
+            out[k] = np.abs(np.diff(run, axis=0)).sum(-1).mean(0)
+    return ndimage.gaussian_filter(out, (0, cell_px / 3, cell_px / 3))
+
+
+def detect(steps: np.ndarray, options: ObjectsOptions, cell_px: float,
+           motion: np.ndarray | None = None) -> list[list[Peak]]:
+    """Peaks of every step map (n_steps, H, W) (see :func:`avscene.infer.tracks.find_peaks`),
+    each moved onto the strongest motion within a cell of it when ``motion`` (n_steps, H, W) is
+    given and ``options.snap_cells`` > 0 (:func:`avscene.infer.tracks.snap_peak`): only to motion
+    above ``MOTION_FLOOR`` times the step's median, as sensor noise and texture flicker move
+    everywhere a little."""
     radius = options.nms_radius if options.nms_radius is not None else 1.5 * cell_px
-    return [find_peaks(heat, options.threshold, radius, box_fraction=0.75, within_blobs=True) for heat in steps]
+    peaks = [find_peaks(heat, options.threshold, radius, box_fraction=0.75, within_blobs=True) for heat in steps]
+    if motion is None or options.snap_cells == 0:
+        return peaks
+    radius = options.snap_cells * cell_px
+    return [[snap_peak(p, energy, radius, floor=MOTION_FLOOR * float(np.median(energy))) for p in step]
+            for step, energy in zip(peaks, motion)]
 
 
 def follow(peaks: list[list[Peak]], options: ObjectsOptions, cell_px: float) -> list[Track]:
@@ -199,10 +241,12 @@ def _confidence(track: Track, best: float) -> float:
     return float(np.clip(mean_value / max(best, 1e-9), 0, 1) * len(track.steps) / span)
 
 
-def find_tracks(maps: np.ndarray, options: ObjectsOptions, cell_px: float, step_frames: int) -> list[ObjectTrack]:
-    """Objects of a scaled map (T, H, W): tracks with their boxes and activity (no sync, no sound)."""
+def find_tracks(maps: np.ndarray, options: ObjectsOptions, cell_px: float, step_frames: int,
+                motion: np.ndarray | None = None) -> list[ObjectTrack]:
+    """Objects of a scaled map (T, H, W): tracks with their boxes and activity (no sync, no sound);
+    peaks snapped to ``motion`` (n_steps, H, W, :func:`step_motion`) when given."""
     steps, centres = step_maps(maps, step_frames)
-    peaks = detect(steps, options, cell_px)
+    peaks = detect(steps, options, cell_px, motion)
     tracks = follow(peaks, options, cell_px)
     best = max((p.value for t in tracks for p in t.peaks), default=1.0)
     background = np.nan_to_num(np.nanmedian(maps.reshape(len(maps), -1), axis=1))  # (T,)
@@ -286,6 +330,19 @@ def object_sound(separator, frames: np.ndarray, audio: np.ndarray, boxes: np.nda
     return separate_arrays(separator, view, audio, SeparateOptions()).on
 
 
+def offset_gain(scan: SyncResult) -> float:
+    """How much better (mean logit over windows) a scan's best offset scores than offset 0: the
+    evidence that the object is out of sync (0 when the best is offset 0)."""
+    zero = scan.scores[scan.offsets_frames == 0]
+    return float(scan.scores.max() - zero[0]) if zero.size else float("inf")
+
+
+def sync_verdict(scan: SyncResult, options: ObjectsOptions) -> bool:
+    """The verdict on an object's scan: in sync unless its best offset is more than one frame
+    away and beats offset 0 by ``options.min_offset_gain`` logits."""
+    return abs(scan.offset_frames) <= 1 or offset_gain(scan) < options.min_offset_gain
+
+
 def _check_rates(model, separator) -> None:
     shift, sep = model.config, separator.config.shift
     if (shift.fps, shift.sample_rate, shift.audio_channels) != (sep.fps, sep.sample_rate, sep.audio_channels):
@@ -309,7 +366,8 @@ def find_objects(model, frames: np.ndarray, audio: np.ndarray, options: ObjectsO
         _check_rates(model, separator)
     maps, scale, cell = object_maps(model, frames, audio, options)
     step = cam_stride(model.config)[0]
-    tracks = find_tracks(maps, options, cell, step)
+    motion = step_motion(frames, step, cell) if options.snap_cells > 0 else None
+    tracks = find_tracks(maps, options, cell, step, motion)
     done = []
     for track in tracks:
         scan = object_sync(model, frames, audio, track.boxes, options) if sync else None
@@ -317,7 +375,8 @@ def find_objects(model, frames: np.ndarray, audio: np.ndarray, options: ObjectsO
         if separator is not None:
             others = [t.boxes for t in tracks if t is not track]
             sound = object_sound(separator, frames, audio, track.boxes, others, options)
-        done.append(dataclasses.replace(track, sync=scan, sound=sound))
+        verdict = None if scan is None else sync_verdict(scan, options)
+        done.append(dataclasses.replace(track, sync=scan, in_sync=verdict, sound=sound))
     return ObjectsResult(path=None if path is None else os.fspath(path), fps=model.config.fps,
                          sample_rate=model.config.sample_rate, frame_hw=tuple(frames.shape[1:3]), tracks=tuple(done),
                          maps=maps, map_scale=scale, step_frames=step, options=options)

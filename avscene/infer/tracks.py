@@ -8,6 +8,7 @@ to the right, y down) and boxes are ``(x0, y0, x1, y1)`` pixel edges, right/bott
 * :func:`find_peaks`: local maxima of one map at or above a threshold, strongest first, each
   suppressing the weaker ones within ``radius`` pixels (greedy NMS), and optionally those inside
   its blob's box.
+* :func:`snap_peak`: a peak moved onto the strongest motion near it.
 * :func:`peak_box`: the box of the connected region around a peak where the map stays above a
   fraction of the peak's value (the extent of the blob the peak tops).
 * :func:`link_tracks`: peaks of consecutive steps joined into tracks by an optimal assignment of
@@ -77,6 +78,25 @@ def find_peaks(heat: np.ndarray, threshold: float, radius: float, *, max_peaks: 
         if max_peaks is not None and len(kept) >= max_peaks:
             break
     return kept
+
+
+def snap_peak(peak: Peak, energy: np.ndarray, radius: float, floor: float = -np.inf) -> Peak:
+    """``peak`` moved to the strongest pixel of ``energy`` (H, W) within a square of ``radius`` px
+    around it, its box moved with it; unchanged where ``energy`` there is flat or nowhere above
+    ``floor`` (nothing moved).
+    The map is coarse (one value per CAM cell, its peaks often on an object's rim); the
+    object's own motion places it to the pixel."""
+    h, w = energy.shape
+    x0, x1 = max(0, int(peak.x - radius)), min(w, int(peak.x + radius) + 1)
+    y0, y1 = max(0, int(peak.y - radius)), min(h, int(peak.y + radius) + 1)
+    window = energy[y0:y1, x0:x1]
+    if window.size == 0 or not np.isfinite(window).any() or np.nanmax(window) <= max(np.nanmin(window), floor):
+        return peak
+    dy, dx = np.unravel_index(int(np.nanargmax(window)), window.shape)
+    x, y = float(x0 + dx), float(y0 + dy)
+    bx0, by0, bx1, by1 = peak.box
+    return dataclasses.replace(peak, x=x, y=y, box=(bx0 + x - peak.x, by0 + y - peak.y, bx1 + x - peak.x,
+                                                     by1 + y - peak.y))
 
 
 def peak_box(heat: np.ndarray, x: int, y: int, fraction: float = 0.5) -> tuple[float, float, float, float]:
