@@ -1059,6 +1059,9 @@ def _add_objects(sub) -> None:
     p.add_argument("--min-offset-gain", dest="min_offset_gain", type=float, default=None,
                    help="an object is called out of sync only when its best offset beats offset 0 by this many "
                         "logits (default 1.0; calibrated as --threshold)")
+    p.add_argument("--sound-share", dest="sound_share", type=float, default=None,
+                   help="with a separator, an object is also active where its own sound carries this fraction of "
+                        "the mixture's energy (default 0.01; 0: activity from the map alone)")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_objects)
 
@@ -1069,7 +1072,9 @@ def _cmd_objects(args: argparse.Namespace) -> int:
     from avscene.infer.objects_output import object_suffixes, write_objects_outputs
 
     given = {k: getattr(args, k) for k in ("threshold", "activity_threshold", "box_cells", "snap_cells",
-                                           "min_offset_gain") if getattr(args, k) is not None}
+                                           "min_offset_gain", "sound_share") if getattr(args, k) is not None}
+    if given.get("sound_share") == 0:
+        given["sound_share"] = None
     options = ObjectsOptions(max_objects=args.max_objects, fit=args.fit, size=args.size, signed=args.signed, **given)
     network = _load_task_model(args.model, args.device, "shift", "localize")
     provenance = _Provenance(network, "objects")

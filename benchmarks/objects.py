@@ -27,9 +27,10 @@ objects). Test: 3 seeds of ``--scenes`` scenes each, figures per seed and their 
   energy (where the most changes), blurred to the map's cell size.
 * **Activity**: tracks are matched to objects (Hungarian on the fraction of frames where the
   track's box centre lies in the object's box; a match needs half the frames); per object and
-  frame, active or not, against the ground truth (an unmatched object is never active).
-  Baselines: a random track (spells drawn as the world draws them) and the frame-difference
-  energy in the same boxes.
+  frame, active or not, against the ground truth (an unmatched object is never active). The
+  method: the map's strength in the box or the share of the mixture's energy in the object's
+  separated sound (both thresholds calibrated together); also the map alone. Baselines: a random
+  track (spells drawn as the world draws them) and the frame-difference energy in the same boxes.
 * **Separation**: SDR (BSS Eval, 512 taps) of each matched object's sound against its own
   source (channel mean), minus the mixture's SDR. Beside it: the separator on the whole picture
   (no masking; every object gets the same on-screen sound) and the mixture gated by the
@@ -60,7 +61,7 @@ from common import RESULTS, write_result
 from avscene.checkpoints import load_model
 from avscene.infer.localize import fit_frames
 from avscene.infer.objects import (ObjectsOptions, detect, find_tracks, object_maps, object_sound, object_sync,
-                                   offset_gain, scan_options, step_maps, step_motion)
+                                   offset_gain, scan_options, sound_share, step_maps, step_motion)
 from avscene.infer.separate import SeparateOptions, separate_arrays
 from avscene.infer.sync import sync_clip
 from avscene.infer.tracks import box_values
@@ -73,6 +74,7 @@ from avscene.synth.timebase import Timebase
 THRESHOLDS = np.round(np.arange(0.2, 1.45, 0.05), 3)
 ACTIVITY_THRESHOLDS = np.round(np.arange(-0.2, 1.2, 0.05), 3)
 GAINS = np.round(np.arange(0.0, 3.01, 0.25), 3)
+SHARE_THRESHOLDS = (0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def scene_config(args, model) -> SceneConfig:
@@ -176,27 +178,53 @@ def best_threshold(scenes: list[SceneMaps], which: str) -> tuple[float, list[dic
     return best["threshold"], table
 
 
-def activity_pairs(s: SceneMaps, options: ObjectsOptions):
-    """Per object: (truth (T,), CAM strength (T,) or None, motion strength (T,) or None), the
-    strengths those of its matched track's box."""
+@dataclasses.dataclass(frozen=True)
+class ObjectEvidence:
+    """One object of a scene: its true activity, bool (T,), and, if a track matched it, float
+    (T,) each: the map's strength in the track's box, the frame difference's there, and the share
+    of the mixture's energy in the track's separated sound."""
+
+    truth: np.ndarray
+    strength: np.ndarray | None = None
+    motion: np.ndarray | None = None
+    share: np.ndarray | None = None
+
+    def predicted(self, which: str, threshold: float, share_threshold: float | None = None) -> np.ndarray:
+        """Active frames by the map (``which`` "map"; or also by the sound's share, as the method
+        does with a separator) or by the loudest-region heuristic ("motion")."""
+        value = self.strength if which == "map" else self.motion
+        if value is None:
+            return np.zeros(len(self.truth), bool)
+        active = value >= threshold
+        return active | (self.share >= share_threshold) if share_threshold is not None else active
+
+
+def scene_objects(sep, s: SceneMaps, options: ObjectsOptions):
+    """The method on one scene: tracks, their match to the objects, each matched object's own
+    sound (index -> (N,)) and every object's :class:`ObjectEvidence`."""
+    scene = s.scene
     tracks = find_tracks(s.maps, options, s.cell, s.step, s.snap_motion)
-    match = match_tracks(tracks, s.scene)
+    match = match_tracks(tracks, scene)
     background = np.median(s.motion.reshape(len(s.motion), -1), axis=1)
-    out = []
-    for i in range(len(s.scene.objects)):
+    sounds, evidence = {}, []
+    for i in range(len(scene.objects)):
         if i not in match:
-            out.append((s.scene.activity[i], None, None))
+            evidence.append(ObjectEvidence(scene.activity[i]))
             continue
         track = tracks[match[i]]
-        out.append((s.scene.activity[i], track.strength, box_values(s.motion, track.boxes) - background))
-    return out, tracks, match
+        others = [t.boxes for k, t in enumerate(tracks) if k != match[i]]
+        sounds[i] = object_sound(sep, scene.frames, scene.audio, track.boxes, others, options)
+        share = sound_share(sounds[i], scene.audio, scene.n_frames, scene.fps, scene.sample_rate)
+        evidence.append(ObjectEvidence(scene.activity[i], track.strength,
+                                       box_values(s.motion, track.boxes) - background, share))
+    return tracks, match, sounds, evidence
 
 
-def activity_scores(pairs, threshold: float, which: int) -> dict:
-    """Frame accuracy and F1 over every object's frames; ``which`` 1: CAM, 2: motion."""
-    truth = np.concatenate([p[0] for p in pairs])
-    pred = np.concatenate([(p[which] >= threshold) if p[which] is not None else np.zeros(len(p[0]), bool)
-                           for p in pairs])
+def activity_scores(evidence: list[ObjectEvidence], which: str, threshold: float,
+                    share_threshold: float | None = None) -> dict:
+    """Frame accuracy and F1 over every object's frames (an unmatched object is never active)."""
+    truth = np.concatenate([e.truth for e in evidence])
+    pred = np.concatenate([e.predicted(which, threshold, share_threshold) for e in evidence])
     return binary_scores(truth, pred)
 
 
@@ -206,17 +234,24 @@ def binary_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
     return {"accuracy": round(float((truth == pred).mean()), 4), "f1": round(f1, 4)}
 
 
-def best_activity_threshold(pairs, which: int) -> float:
-    """The activity threshold with the best frame accuracy (F1 would favour calling every frame
-    active: objects are active about half the time)."""
-    return float(max(ACTIVITY_THRESHOLDS, key=lambda th: activity_scores(pairs, th, which)["accuracy"]))
+def best_activity_threshold(evidence: list[ObjectEvidence], which: str) -> float:
+    """The activity threshold (map or motion alone) with the best frame accuracy (F1 would favour
+    calling every frame active: objects are active about half the time)."""
+    return float(max(ACTIVITY_THRESHOLDS, key=lambda th: activity_scores(evidence, which, th)["accuracy"]))
 
 
-def random_track_scores(pairs, scene, rng: np.random.Generator) -> dict:
+def best_joint_thresholds(evidence: list[ObjectEvidence]) -> tuple[float, float]:
+    """The map and sound-share thresholds with the best frame accuracy: the method's activity with a
+    separator."""
+    grid = [(float(m), float(s)) for m in ACTIVITY_THRESHOLDS for s in SHARE_THRESHOLDS]
+    return max(grid, key=lambda ms: activity_scores(evidence, "map", *ms)["accuracy"])
+
+
+def random_track_scores(evidence: list[ObjectEvidence], scene, rng: np.random.Generator) -> dict:
     """A random track per object: spells drawn as the world draws them."""
     tb = Timebase.create(scene.config.duration_s, scene.fps, scene.sample_rate)  # the scene's own clock
-    truth = np.concatenate([p[0] for p in pairs])
-    pred = np.concatenate([draw_gate(rng, tb) for _ in pairs])
+    truth = np.concatenate([e.truth for e in evidence])
+    pred = np.concatenate([draw_gate(rng, tb) for _ in evidence])
     return binary_scores(truth, pred)
 
 
@@ -224,22 +259,19 @@ def sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(bss_eval(reference[None], estimate[None])[0][0])
 
 
-def separation_gains(sep, s: SceneMaps, tracks, match, options: ObjectsOptions) -> dict[str, list[float]]:
-    """SDR gains over the mixture of each matched object: per-object separator, whole-picture
-    separator, mixture gated by the track's activity."""
+def separation_gains(sep, s: SceneMaps, sounds: dict, active: dict) -> dict[str, list[float]]:
+    """SDR gains over the mixture of each matched object: its own sound (``sounds``), the
+    separator on the whole picture, the mixture gated by its predicted activity (``active``)."""
     scene = s.scene
     mixture = scene.audio.mean(1)
     crop = sep.config.shift.crop_size
     whole = separate_arrays(sep, fit_frames(scene.frames, crop, "squash"), scene.audio, SeparateOptions()).on
     tb = Timebase.create(scene.config.duration_s, scene.fps, scene.sample_rate)  # the scene's own clock
     gains = {"objects": [], "whole_picture": [], "activity_gate": []}
-
-    for i, j in match.items():
+    for i, own in sounds.items():
         reference = scene.sources[scene.objects[i].source].mean(1)
         base = sdr(reference, mixture)
-        others = [t.boxes for k, t in enumerate(tracks) if k != j]
-        own = object_sound(sep, scene.frames, scene.audio, tracks[j].boxes, others, options)
-        gated = mixture * gate_samples(tracks[j].active, tb)
+        gated = mixture * gate_samples(active[i], tb)
         for key, estimate in (("objects", own), ("whole_picture", whole), ("activity_gate", gated)):
             gains[key].append(sdr(reference, estimate) - base)
     return gains
@@ -303,20 +335,22 @@ def best_offset_gain(scans: list[dict]) -> tuple[float, list[dict]]:
     return best["min_offset_gain"], table
 
 
-def calibrate(shift, config: SceneConfig, args, options: ObjectsOptions) -> dict:
+def calibrate(shift, sep, config: SceneConfig, args, options: ObjectsOptions) -> dict:
     """Thresholds of the method and the baselines, chosen on the calibration scenes."""
     scenes = [SceneMaps(shift, generate_scene(config, scene_seed(args.calibration_seed, i)), options)
               for i in range(args.calibration_scenes)]
     th_cam, cam_table = best_threshold(scenes, "cam")
     th_motion, _ = best_threshold(scenes, "motion")
     tuned = dataclasses.replace(options, threshold=th_cam)
-    pairs = [p for s in scenes for p in activity_pairs(s, tuned)[0]]
+    evidence = [e for s in scenes for e in scene_objects(sep, s, tuned)[3]]
+    map_threshold, share_threshold = best_joint_thresholds(evidence)
     scans = [sync_scans(shift, SceneMaps(shift, offset_scene(config, args, args.calibration_seed, i), tuned), tuned)
              for i in range(args.calibration_scenes)]
     gain, gain_table = best_offset_gain(scans)
     return {"detection_threshold": th_cam, "motion_detection_threshold": th_motion,
-            "activity_threshold": best_activity_threshold(pairs, 1),
-            "motion_activity_threshold": best_activity_threshold(pairs, 2), "min_offset_gain": gain,
+            "activity_threshold": map_threshold, "sound_share": share_threshold,
+            "map_only_activity_threshold": best_activity_threshold(evidence, "map"),
+            "motion_activity_threshold": best_activity_threshold(evidence, "motion"), "min_offset_gain": gain,
             "detection_sweep": cam_table, "offset_gain_sweep": gain_table, "scenes": args.calibration_scenes,
             "seed": args.calibration_seed}
 
@@ -330,25 +364,27 @@ def run_seed(shift, sep, config: SceneConfig, seed: int, args, cal: dict, option
     """Every figure on ``args.scenes`` scenes of ``seed``; also returns examples for the sheet."""
     rng = np.random.default_rng(seed)
     det, det_motion = np.zeros(3, np.int64), np.zeros(3, np.int64)
-    pairs, randoms, gains, scans, examples = [], [], {}, [], []
+    evidence, randoms, gains, scans, examples = [], [], {}, [], []
     for i in range(args.scenes):
         scene = generate_scene(config, scene_seed(seed, i))
         s = SceneMaps(shift, scene, options)
         det += s.detections("cam", cal["detection_threshold"])
         det_motion += s.detections("motion", cal["motion_detection_threshold"])
-        scene_pairs, tracks, match = activity_pairs(s, options)
-        pairs += scene_pairs
-        randoms.append(random_track_scores(scene_pairs, scene, rng))
-        for key, values in separation_gains(sep, s, tracks, match, options).items():
+        tracks, match, sounds, scene_evidence = scene_objects(sep, s, options)
+        evidence += scene_evidence
+        randoms.append(random_track_scores(scene_evidence, scene, rng))
+        active = {i: scene_evidence[i].predicted("map", options.activity_threshold, options.sound_share) for i in match}
+        for key, values in separation_gains(sep, s, sounds, active).items():
             gains.setdefault(key, []).extend(values)
-        examples.append((scene, tracks, match))
+        examples.append((scene, tracks, match, active))
         scans.append(sync_scans(shift, SceneMaps(shift, offset_scene(config, args, seed, i), options), options))
         print(f"  seed {seed} scene {i}: {len(scene.objects)} objects, {len(tracks)} tracks, {len(match)} matched, "
               f"sync solved {sync_scores(scans[-1:], options.min_offset_gain)['solved']}", flush=True)
     return {"seed": seed, "scenes": args.scenes, "objects": int(sum(len(e[0].objects) for e in examples)),
             "detection": prf(det), "detection_loudest_region": prf(det_motion),
-            "activity": activity_scores(pairs, cal["activity_threshold"], 1),
-            "activity_loudest_region": activity_scores(pairs, cal["motion_activity_threshold"], 2),
+            "activity": activity_scores(evidence, "map", options.activity_threshold, options.sound_share),
+            "activity_map_only": activity_scores(evidence, "map", cal["map_only_activity_threshold"]),
+            "activity_loudest_region": activity_scores(evidence, "motion", cal["motion_activity_threshold"]),
             "activity_random_track": {k: round(float(np.mean([r[k] for r in randoms])), 4) for k in ("accuracy", "f1")},
             "objects_matched": int(sum(len(e[2]) for e in examples)),
             "sdr_gain_db": {k: round(float(np.mean(v)), 3) if v else None for k, v in gains.items()},
@@ -367,7 +403,7 @@ def contact_sheet(examples, path: Path, fps: float) -> None:
     from avscene.infer.objects_output import colour_of
 
     fig, axes = plt.subplots(2, len(examples), figsize=(2.6 * len(examples), 4.4), squeeze=False)
-    for col, (scene, tracks, match) in enumerate(examples):
+    for col, (scene, tracks, match, active) in enumerate(examples):
         k = scene.n_frames // 2
         ax = axes[0, col]
         ax.imshow(scene.frames[k])
@@ -381,7 +417,7 @@ def contact_sheet(examples, path: Path, fps: float) -> None:
         ax.axis("off")
         rows = []
         for i, j in sorted(match.items()):
-            rows += [scene.activity[i].astype(float), tracks[j].active.astype(float) * 0.6]
+            rows += [scene.activity[i].astype(float), active[i].astype(float) * 0.6]
         timeline = axes[1, col]
         if rows:
             timeline.imshow(np.stack(rows), aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
@@ -404,7 +440,7 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
     out = {}
     for key in ("detection", "detection_loudest_region"):
         out[key] = {m: mean(lambda r, m=m, key=key: r[key][m]) for m in ("precision", "recall", "f1")}
-    for key in ("activity", "activity_loudest_region", "activity_random_track"):
+    for key in ("activity", "activity_map_only", "activity_loudest_region", "activity_random_track"):
         out[key] = {m: mean(lambda r, m=m, key=key: r[key][m]) for m in ("accuracy", "f1")}
     out["sdr_gain_db"] = {m: mean(lambda r, m=m: r["sdr_gain_db"][m]) for m in ("objects", "whole_picture", "activity_gate")}
     out["sync"] = {m: mean(lambda r, m=m: r["sync"][m]) for m in
@@ -447,11 +483,12 @@ def main() -> None:
     config = scene_config(args, shift)
     options = ObjectsOptions(size=args.size, max_objects=4, signed=args.signed, box_cells=args.box_cells,
                              sync_margin=args.sync_margin, snap_cells=args.snap_cells)
-    cal = calibrate(shift, config, args, options)
-    print(f"calibrated: detection {cal['detection_threshold']}, activity {cal['activity_threshold']} "
+    cal = calibrate(shift, sep, config, args, options)
+    print(f"calibrated: detection {cal['detection_threshold']}, activity {cal['activity_threshold']} or sound share "
+          f"{cal['sound_share']}, offset gain {cal['min_offset_gain']} "
           f"(loudest region {cal['motion_detection_threshold']}, {cal['motion_activity_threshold']})", flush=True)
-    tuned = dataclasses.replace(options, threshold=cal["detection_threshold"],
-                                activity_threshold=cal["activity_threshold"], min_offset_gain=cal["min_offset_gain"])
+    tuned = dataclasses.replace(options, threshold=cal["detection_threshold"], activity_threshold=cal["activity_threshold"],
+                                sound_share=cal["sound_share"], min_offset_gain=cal["min_offset_gain"])
     per_seed, examples = [], []
     for seed in args.seeds:
         result, seed_examples = run_seed(shift, sep, config, seed, args, cal, tuned)

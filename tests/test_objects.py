@@ -13,7 +13,7 @@ import torch
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
 from avscene.infer.objects import (ObjectsOptions, box_mask, detect, find_tracks, grey_where, object_view, offset_gain,
-                                   step_motion, sync_verdict)
+                                   sound_share, step_motion, sync_verdict)
 from avscene.infer.sync import SyncResult
 from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks, merge_tracks,
                                   peak_box, snap_peak, track_boxes)
@@ -178,6 +178,20 @@ def test_timeline_of_a_known_track_says_when_it_sounds():
     assert all(0 < t.confidence <= 1 for t in tracks)
 
 
+def test_sound_share_is_the_objects_part_of_the_mixture_per_frame():
+    """30 frames at 10 fps, 100 samples a frame: the object is the whole mixture for frames
+    0-9, half its amplitude for 10-19 (a quarter of its energy), silent for 20-29."""
+    rng = np.random.default_rng(0)
+    mixture = rng.standard_normal((3000, 2)).astype(np.float32)
+    sound = mixture.mean(1).copy()
+    sound[1000:2000] *= 0.5
+    sound[2000:] = 0
+    share = sound_share(sound[:2900], mixture, n_frames=30, fps=10, sample_rate=1000)  # a short sound is padded
+    assert share.shape == (30,) and share.dtype == np.float32
+    assert share[:8] == pytest.approx(1.0, abs=1e-6) and share[12:18] == pytest.approx(0.25, abs=1e-6)
+    assert share[22:] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_box_values_box_mask_and_grey_where():
     maps = np.zeros((2, 10, 10), np.float32)
     maps[0, 2, 3], maps[1, 8, 8] = 5.0, 7.0
@@ -258,13 +272,15 @@ def test_cli_objects_writes_every_output_and_goes_on_after_a_bad_file(tiny_netwo
         assert obj["sync"]["sign"].startswith("positive")
         assert {f"scene_00000_obj{obj['id']}.wav", f"scene_00000_obj{obj['id']}.mp4"} <= names
         assert isinstance(obj["sync"]["in_sync"], bool) and "gain_over_zero" in obj["sync"]
+        assert len(obj["sound_share"]) == meta["n_frames"]
     assert meta["options"]["signed"] is False and meta["options"]["box_cells"] == 2.0
     again = argv[:2] + argv[3:] + ["--no-sync", "--no-separation", "--signed", "--box-cells", "3", "--snap-cells",
-                                   "0", "--min-offset-gain", "2"]
+                                   "0", "--min-offset-gain", "2", "--sound-share", "0"]
     assert cli.main(again) == 0  # never overwrites: _2
     meta = json.loads((out / "scene_00000_2_objects.json").read_text())
     assert meta["options"]["signed"] is True and meta["options"]["box_cells"] == 3.0
     assert meta["options"]["snap_cells"] == 0.0 and meta["options"]["min_offset_gain"] == 2.0
+    assert meta["options"]["sound_share"] is None
 
 
 def test_a_silent_map_gives_no_object_and_still_a_timeline(tmp_path):

@@ -19,7 +19,9 @@ Built on the networks avscene already has, called through their public functions
           strongest kept; track_boxes: one box per frame (the blob at 3/4 of the peak, at most
           ``box_cells`` cells a side: a coarse map cannot place an object more finely)
       --> activity: the map's maximum in the track's box per frame, above the frame's median
-          (the evidence there against the rest of the picture), >= ``activity_threshold``
+          (the evidence there against the rest of the picture), >= ``activity_threshold``; with a
+          separator also active where its own sound carries >= ``sound_share`` of the mixture's
+          energy (the separator outputs near silence for a silent object)
       --> each track seen on its own: a square window that follows its box, of the part of the
           picture the maps' scale puts on the network's crop (the whole picture without ``size``)
       --> sync per track: the offset scan (sync_clip) on its window greyed outside its box (grown
@@ -64,7 +66,9 @@ class ObjectsOptions:
     ``sync_margin``: how much of the picture around its box an object's own scan sees (a fraction
     of the box's size on every side). ``min_offset_gain``: an object is called out of sync only
     when its scan's best offset beats offset 0 by at least this many logits (mean over windows):
-    a scan of one object among several sounds peaks somewhere even when nothing is wrong. ``snap_cells``: how far (cells) a peak may move onto the
+    a scan of one object among several sounds peaks somewhere even when nothing is wrong.
+    ``sound_share``: with a separator, an object is also active where its own sound carries at
+    least this fraction of the mixture's energy (None: activity from the map alone). ``snap_cells``: how far (cells) a peak may move onto the
     strongest motion near it (0: peaks stay on the map's grid)."""
 
     threshold: float = 0.6
@@ -82,6 +86,7 @@ class ObjectsOptions:
     box_cells: float = 2.0
     snap_cells: float = 1.5
     min_offset_gain: float = 1.0
+    sound_share: float | None = 0.01
 
     def __post_init__(self) -> None:
         if self.max_objects < 1:
@@ -93,6 +98,8 @@ class ObjectsOptions:
                              f"{self.sync_max_offset_s}")
         if not self.box_cells > 0:
             raise ValueError(f"box_cells must be positive, got {self.box_cells}")
+        if self.sound_share is not None and not 0 < self.sound_share <= 1:
+            raise ValueError(f"sound_share must be in (0, 1] or None, got {self.sound_share}")
         if self.snap_cells < 0 or self.min_offset_gain < 0:
             raise ValueError(f"snap_cells and min_offset_gain must be >= 0, got {self.snap_cells}, "
                              f"{self.min_offset_gain}")
@@ -102,6 +109,7 @@ class ObjectsOptions:
 class ObjectTrack:
     """One object. ``boxes`` float32 (T, 4) on the picture; ``strength`` float32 (T,) the map's
     maximum in its box minus the frame's median (scaled map units); ``active`` bool (T,);
+    ``share`` float32 (T,) with a separator: the fraction of the mixture's energy in its sound;
     ``detected_steps`` the steps whose peaks made it; ``confidence`` in [0, 1]: the mean of its
     peaks' values over the strongest peak of the video, times the fraction of steps it was found
     in while it existed.
@@ -117,6 +125,7 @@ class ObjectTrack:
     sync: SyncResult | None = None
     in_sync: bool | None = None
     sound: np.ndarray | None = None
+    share: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -165,6 +174,7 @@ def _track_dict(track: ObjectTrack, fps: float, to_picture: float) -> dict:
             "active_segments_s": activity_segments(track.active, fps),
             "boxes": np.round(track.boxes * to_picture, 1).tolist(),
             "strength": np.round(track.strength, 3).tolist(), "active": track.active.astype(int).tolist(),
+            "sound_share": None if track.share is None else np.round(track.share, 4).tolist(),
             "sync": sync}
 
 
@@ -343,6 +353,30 @@ def sync_verdict(scan: SyncResult, options: ObjectsOptions) -> bool:
     return abs(scan.offset_frames) <= 1 or offset_gain(scan) < options.min_offset_gain
 
 
+def sound_share(sound: np.ndarray, audio: np.ndarray, n_frames: int, fps, sample_rate: int) -> np.ndarray:
+    """Per frame, the fraction of the mixture's energy (``audio`` (N, C), channel mean) in an
+    object's ``sound`` (N,), both averaged over 5 frames (a sixth of a second) so that a syllable's
+    gap is not a pause. float32 (n_frames,)."""
+    mixture = np.asarray(audio, np.float32).mean(1)
+    edges = np.round(np.arange(n_frames + 1) * sample_rate / float(fps)).astype(int)
+
+    def energy(x: np.ndarray) -> np.ndarray:  # (n_frames,) mean square per frame
+        x = np.pad(x, (0, max(0, edges[-1] - len(x))))
+        sums = np.add.reduceat(x[: edges[-1]].astype(np.float64) ** 2, edges[:-1])
+        return ndimage.uniform_filter1d(sums / np.maximum(np.diff(edges), 1), 5)
+
+    return (energy(sound) / np.maximum(energy(mixture), 1e-12)).astype(np.float32)
+
+
+def _with_sound(track: ObjectTrack, sound: np.ndarray, audio: np.ndarray, fps, sample_rate: int,
+                options: ObjectsOptions) -> ObjectTrack:
+    """``track`` with its own sound, that sound's share of the mixture, and its activity widened
+    to where that share reaches ``options.sound_share``."""
+    share = sound_share(sound, audio, len(track.active), fps, sample_rate)
+    active = track.active if options.sound_share is None else track.active | (share >= options.sound_share)
+    return dataclasses.replace(track, sound=sound, share=share, active=active)
+
+
 def _check_rates(model, separator) -> None:
     shift, sep = model.config, separator.config.shift
     if (shift.fps, shift.sample_rate, shift.audio_channels) != (sep.fps, sep.sample_rate, sep.audio_channels):
@@ -369,14 +403,15 @@ def find_objects(model, frames: np.ndarray, audio: np.ndarray, options: ObjectsO
     motion = step_motion(frames, step, cell) if options.snap_cells > 0 else None
     tracks = find_tracks(maps, options, cell, step, motion)
     done = []
-    for track in tracks:
+    for k, track in enumerate(tracks):
         scan = object_sync(model, frames, audio, track.boxes, options) if sync else None
-        sound = None
-        if separator is not None:
-            others = [t.boxes for t in tracks if t is not track]
-            sound = object_sound(separator, frames, audio, track.boxes, others, options)
         verdict = None if scan is None else sync_verdict(scan, options)
-        done.append(dataclasses.replace(track, sync=scan, in_sync=verdict, sound=sound))
+        track = dataclasses.replace(track, sync=scan, in_sync=verdict)
+        if separator is not None:
+            others = [t.boxes for j, t in enumerate(tracks) if j != k]
+            sound = object_sound(separator, frames, audio, track.boxes, others, options)
+            track = _with_sound(track, sound, audio, model.config.fps, model.config.sample_rate, options)
+        done.append(track)
     return ObjectsResult(path=None if path is None else os.fspath(path), fps=model.config.fps,
                          sample_rate=model.config.sample_rate, frame_hw=tuple(frames.shape[1:3]), tracks=tuple(done),
                          maps=maps, map_scale=scale, step_frames=step, options=options)

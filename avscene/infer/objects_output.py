@@ -4,7 +4,8 @@
                           own sync offset; files; the network that made them
     <name>_objects.mp4    the picture with each object's box, id and activity (filled label while
                           it sounds), with the original sound
-    <name>_timeline.png   who sounds when: each object's map strength over time, active spans shaded
+    <name>_timeline.png   who sounds when: each object's map strength (and, with a separator, its
+                          sound's share of the mixture) over time, active spans shaded
     <name>_obj<K>.wav     object K's own sound (mono, the separator's rate), with a separator
     <name>_obj<K>.mp4     the picture with object K highlighted (the rest dimmed), with its sound
 """
@@ -65,7 +66,8 @@ def highlight(frames: np.ndarray, boxes: np.ndarray, track_id: int) -> np.ndarra
 
 
 def plot_timeline(result: ObjectsResult, path: str | os.PathLike, title: str = "") -> Path:
-    """Who sounds when: one row per track (strength curve, active spans shaded, the threshold)."""
+    """Who sounds when: one row per track (map strength and its threshold; with a separator, the
+    share of the mixture's energy in its sound, right axis, dotted; active spans shaded)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,6 +81,11 @@ def plot_timeline(result: ObjectsResult, path: str | os.PathLike, title: str = "
         ax.fill_between(times, 0, 1, where=track.active, transform=ax.get_xaxis_transform(), color=colour, alpha=0.3)
         ax.plot(times, track.strength, color=colour)
         ax.axhline(result.options.activity_threshold, color="grey", lw=0.8, ls="--")
+        if track.share is not None:
+            share_ax = ax.twinx()
+            share_ax.plot(times, track.share, color=colour, ls=":", lw=1)
+            share_ax.set_ylim(0, 1)
+            share_ax.set_ylabel("sound share", fontsize=7)
         ax.set_ylabel(f"#{track.id}", rotation=0, labelpad=14)
     if not result.tracks:
         axes[0, 0].text(0.5, 0.5, "no object found", ha="center", transform=axes[0, 0].transAxes)
