@@ -60,7 +60,7 @@ from common import RESULTS, write_result
 
 from avscene.checkpoints import load_model
 from avscene.infer.localize import fit_frames
-from avscene.infer.objects import (ObjectsOptions, detect, find_tracks, object_maps, object_sound, object_sync,
+from avscene.infer.objects import (ObjectsOptions, activity, detect, find_tracks, object_maps, object_sound, object_sync,
                                    offset_gain, scan_options, sound_share, step_maps, step_motion)
 from avscene.infer.separate import SeparateOptions, separate_arrays
 from avscene.infer.sync import sync_clip
@@ -190,13 +190,13 @@ class ObjectEvidence:
     share: np.ndarray | None = None
 
     def predicted(self, which: str, threshold: float, share_threshold: float | None = None) -> np.ndarray:
-        """Active frames by the map (``which`` "map"; or also by the sound's share, as the method
-        does with a separator) or by the loudest-region heuristic ("motion")."""
+        """Active frames as the method calls them (:func:`activity`) from the map (``which``
+        "map"; or also from the sound's share, as with a separator) or from the loudest-region
+        heuristic's frame difference ("motion")."""
         value = self.strength if which == "map" else self.motion
         if value is None:
             return np.zeros(len(self.truth), bool)
-        active = value >= threshold
-        return active | (self.share >= share_threshold) if share_threshold is not None else active
+        return activity(value, threshold, self.share if which == "map" else None, share_threshold)
 
 
 def scene_objects(sep, s: SceneMaps, options: ObjectsOptions):

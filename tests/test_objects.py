@@ -12,7 +12,7 @@ import torch
 
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
-from avscene.infer.objects import (ObjectsOptions, box_mask, detect, find_tracks, grey_where, object_view, offset_gain,
+from avscene.infer.objects import (ObjectsOptions, activity, box_mask, detect, find_tracks, grey_where, object_view, offset_gain,
                                    sound_share, step_motion, sync_verdict)
 from avscene.infer.sync import SyncResult
 from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks, merge_tracks,
@@ -190,6 +190,18 @@ def test_sound_share_is_the_objects_part_of_the_mixture_per_frame():
     assert share.shape == (30,) and share.dtype == np.float32
     assert share[:8] == pytest.approx(1.0, abs=1e-6) and share[12:18] == pytest.approx(0.25, abs=1e-6)
     assert share[22:] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_activity_joins_map_and_sound_and_drops_flicker():
+    strength = np.zeros(40)
+    strength[5:15] = 1.0  # a spell ...
+    strength[9:11] = 0.0  # ... with a 2-frame pause: filled
+    strength[35:37] = 1.0  # a 2-frame blip: dropped
+    share = np.zeros(40)
+    share[20:27] = 0.5  # heard, not seen
+    active = activity(strength, 0.5, share, 0.1)
+    assert np.flatnonzero(active).tolist() == list(range(5, 15)) + list(range(20, 27))
+    assert np.flatnonzero(activity(strength, 0.5)).tolist() == list(range(5, 15))
 
 
 def test_box_values_box_mask_and_grey_where():

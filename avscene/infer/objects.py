@@ -21,7 +21,8 @@ Built on the networks avscene already has, called through their public functions
       --> activity: the map's maximum in the track's box per frame, above the frame's median
           (the evidence there against the rest of the picture), >= ``activity_threshold``; with a
           separator also active where its own sound carries >= ``sound_share`` of the mixture's
-          energy (the separator outputs near silence for a silent object)
+          energy (the separator outputs near silence for a silent object); pauses and spells
+          under a sixth of a second removed
       --> each track seen on its own: a square window that follows its box, of the part of the
           picture the maps' scale puts on the network's crop (the whole picture without ``size``)
       --> sync per track: the offset scan (sync_clip) on its window greyed outside its box (grown
@@ -54,6 +55,8 @@ from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, fi
 
 #: Motion a peak snaps to must be at least this many times the step's median motion.
 MOTION_FLOOR = 1.3
+#: Activity's shortest spell and shortest pause, in frames (a sixth of a second at 30 fps).
+SPELL_FRAMES = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,6 +254,18 @@ def _confidence(track: Track, best: float) -> float:
     return float(np.clip(mean_value / max(best, 1e-9), 0, 1) * len(track.steps) / span)
 
 
+def activity(strength: np.ndarray, threshold: float, share: np.ndarray | None = None,
+             share_threshold: float | None = None) -> np.ndarray:
+    """Per frame, whether an object sounds: its map ``strength`` (T,) reaches ``threshold`` or its
+    sound's ``share`` (T,) of the mixture reaches ``share_threshold``; pauses shorter than
+    ``SPELL_FRAMES`` are filled, then spells shorter than that dropped. bool (T,)."""
+    active = np.asarray(strength) >= threshold
+    if share is not None and share_threshold is not None:
+        active |= np.asarray(share) >= share_threshold
+    spell = np.ones(SPELL_FRAMES, bool)
+    return ndimage.binary_opening(active | ndimage.binary_closing(active, spell), spell)
+
+
 def find_tracks(maps: np.ndarray, options: ObjectsOptions, cell_px: float, step_frames: int,
                 motion: np.ndarray | None = None) -> list[ObjectTrack]:
     """Objects of a scaled map (T, H, W): tracks with their boxes and activity (no sync, no sound);
@@ -264,7 +279,8 @@ def find_tracks(maps: np.ndarray, options: ObjectsOptions, cell_px: float, step_
     for k, track in enumerate(tracks, start=1):
         boxes = track_boxes(track, centres, len(maps), maps.shape[1:], max_side=options.box_cells * cell_px)
         strength = box_values(maps, boxes) - background  # above the rest of the picture
-        out.append(ObjectTrack(id=k, boxes=boxes, strength=strength, active=strength >= options.activity_threshold,
+        out.append(ObjectTrack(id=k, boxes=boxes, strength=strength,
+                               active=activity(strength, options.activity_threshold),
                                detected_steps=track.steps, confidence=_confidence(track, best)))
     return out
 
@@ -373,7 +389,7 @@ def _with_sound(track: ObjectTrack, sound: np.ndarray, audio: np.ndarray, fps, s
     """``track`` with its own sound, that sound's share of the mixture, and its activity widened
     to where that share reaches ``options.sound_share``."""
     share = sound_share(sound, audio, len(track.active), fps, sample_rate)
-    active = track.active if options.sound_share is None else track.active | (share >= options.sound_share)
+    active = activity(track.strength, options.activity_threshold, share, options.sound_share)
     return dataclasses.replace(track, sound=sound, share=share, active=active)
 
 
