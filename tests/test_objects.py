@@ -308,3 +308,12 @@ def test_a_silent_map_gives_no_object_and_still_a_timeline(tmp_path):
                            maps=maps, map_scale=1.0, step_frames=8, options=options)
     assert result.to_dict()["objects"] == [] and result.describe() == "0 object(s)"
     assert plot_timeline(result, tmp_path / "t.png").stat().st_size > 0
+
+
+def test_the_timeline_names_its_network_and_its_caveat():
+    from avscene.infer.objects_output import _timeline_title
+
+    plain = _timeline_title("talk", {"network": {"name": "/runs/a/checkpoint.pt", "sha256": "abc123"}})
+    assert plain == "talk: who sounds when\nnetwork checkpoint.pt [abc123]"
+    warned = _timeline_title("talk", {"network": {"name": "x.pt", "sha256": "f"}, "caveat": "synthetic only"})
+    assert warned.endswith("not meaningful on real video")

@@ -207,7 +207,7 @@ def step_maps(maps: np.ndarray, step_frames: int) -> tuple[np.ndarray, np.ndarra
     """The mean map of each run of ``step_frames`` frames (the last run may be shorter): float32
     (n_steps, H, W) and the centre frame of each step (n_steps,)."""
     starts = np.arange(0, len(maps), step_frames)
-    means = np.stack([np.nanmean(maps[s : s + step_frames], axis=0) for s in starts]).astype(np.float32)
+    means = np.stack([_nan_mean(maps[s : s + step_frames]) for s in starts]).astype(np.float32)
     centres = np.minimum(starts + (step_frames - 1) / 2, len(maps) - 1)
     return means, centres
 
@@ -222,6 +222,15 @@ def step_motion(frames: np.ndarray, step_frames: int, cell_px: float) -> np.ndar
         if len(run) > 1:
             out[k] = np.abs(np.diff(run, axis=0)).sum(-1).mean(0)
     return ndimage.gaussian_filter(out, (0, cell_px / 3, cell_px / 3))
+
+
+def _nan_mean(maps: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 ignoring NaN; NaN where every value is (a pixel the model never saw),
+    without NumPy's empty-slice warning."""
+    seen = np.isfinite(maps)
+    count = seen.sum(0)
+    total = np.where(seen, maps, 0).sum(0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def detect(steps: np.ndarray, options: ObjectsOptions, cell_px: float,

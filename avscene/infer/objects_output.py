@@ -98,6 +98,17 @@ def plot_timeline(result: ObjectsResult, path: str | os.PathLike, title: str = "
     return Path(path)
 
 
+def _timeline_title(name: str, network: dict) -> str:
+    """The timeline's title: the input, the network that made it, and its caveat in short."""
+    title = f"{name}: who sounds when"
+    made_by = network.get("network") or {}
+    if made_by.get("name"):
+        title += f"\nnetwork {Path(str(made_by['name'])).name} [{made_by.get('sha256', '?')}]"
+    if network.get("caveat"):
+        title += "; trained only on the synthetic world: not meaningful on real video"
+    return title
+
+
 def _write_video(path: Path, frames: np.ndarray, fps, audio: np.ndarray, sample_rate: int) -> Path:
     from avscene.media import write_video
 
@@ -117,7 +128,7 @@ def write_objects_outputs(result: ObjectsResult, frames: np.ndarray, audio: np.n
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / f"{name}{suffix}" for kind, suffix in OBJECTS_OUTPUTS.items()}
     _write_video(paths["video"], draw_overlay(frames, result), result.fps, audio, result.sample_rate)
-    plot_timeline(result, paths["timeline"], title=f"{name}: who sounds when")
+    plot_timeline(result, paths["timeline"], title=_timeline_title(name, network or {}))
     for track in result.tracks:
         if track.sound is None:
             continue
