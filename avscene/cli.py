@@ -1025,6 +1025,24 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if result.skipped else EXIT_OK
 
 
+#: Tuning options of ``avscene objects``: float flags whose default is ObjectsOptions' own value
+#: (written out here so that ``--help`` need not import the network code).
+_OBJECTS_TUNING = (
+    ("threshold", "detection threshold, a fraction of the video's strongest map values (default 0.6; "
+                  "benchmarks/objects.py calibrates it for a network on held-out synthetic scenes)"),
+    ("activity_threshold", "activity threshold: map strength in an object's box above the picture's median, same "
+                           "units (default 0.5; calibrated likewise)"),
+    ("box_cells", "longest side of an object's box in map cells (default 2; more for fine maps, e.g. small-cam's "
+                  "8-px cells)"),
+    ("snap_cells", "how far (map cells) a peak may move onto the strongest motion near it (default 1.5; 0: boxes "
+                   "stay on the map's grid)"),
+    ("min_offset_gain", "an object is called out of sync only when its best offset beats offset 0 by this many "
+                        "logits (default 1.0; calibrated likewise)"),
+    ("sound_share", "with a separator, an object is also active where its own sound carries this fraction of the "
+                    "mixture's energy (default 0.01; calibrated likewise; 0: activity from the map alone)"),
+)
+
+
 def _add_objects(sub) -> None:
     p = sub.add_parser("objects", help="each sounding object: its track, when it sounds, its own sound and sync")
     _add_videos(p)
@@ -1036,12 +1054,8 @@ def _add_objects(sub) -> None:
     p.add_argument("--no-separation", dest="separation", action="store_false", help="no per-object sounds")
     p.add_argument("--no-sync", dest="sync", action="store_false", help="no per-object offset scans")
     p.add_argument("--max-objects", dest="max_objects", type=int, default=4, help="objects per video at most")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="detection threshold, a fraction of the video's strongest map values (default 0.6; "
-                        "benchmarks/objects.py calibrates it for a network on held-out synthetic scenes)")
-    p.add_argument("--activity-threshold", dest="activity_threshold", type=float, default=None,
-                   help="activity threshold: map strength in an object's box above the picture's median, same "
-                        "units (default 0.5; calibrated likewise)")
+    for name, help_text in _OBJECTS_TUNING:
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None, help=help_text)
     _add_fit(p)
     p.add_argument("--size", type=int, default=None,
                    help="side of the square the picture is fitted to for the maps (default: the model's crop)")
@@ -1050,18 +1064,6 @@ def _add_objects(sub) -> None:
     p.add_argument("--signed", action="store_true",
                    help="find objects on the signed CAM (evidence for sync) instead of |CAM|, so a silent thing "
                         "that moves on its own is not taken for a sounding one")
-    p.add_argument("--box-cells", dest="box_cells", type=float, default=None,
-                   help="longest side of an object's box in map cells (default 2; more for fine maps, e.g. "
-                        "small-cam's 8-px cells)")
-    p.add_argument("--snap-cells", dest="snap_cells", type=float, default=None,
-                   help="how far (map cells) a peak may move onto the strongest motion near it (default 1.5; 0: "
-                        "boxes stay on the map's grid)")
-    p.add_argument("--min-offset-gain", dest="min_offset_gain", type=float, default=None,
-                   help="an object is called out of sync only when its best offset beats offset 0 by this many "
-                        "logits (default 1.0; calibrated as --threshold)")
-    p.add_argument("--sound-share", dest="sound_share", type=float, default=None,
-                   help="with a separator, an object is also active where its own sound carries this fraction of "
-                        "the mixture's energy (default 0.01; 0: activity from the map alone)")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_objects)
 
@@ -1071,8 +1073,7 @@ def _cmd_objects(args: argparse.Namespace) -> int:
     from avscene.infer.objects import ObjectsOptions, objects_file
     from avscene.infer.objects_output import object_suffixes, write_objects_outputs
 
-    given = {k: getattr(args, k) for k in ("threshold", "activity_threshold", "box_cells", "snap_cells",
-                                           "min_offset_gain", "sound_share") if getattr(args, k) is not None}
+    given = {name: getattr(args, name) for name, _ in _OBJECTS_TUNING if getattr(args, name) is not None}
     if given.get("sound_share") == 0:
         given["sound_share"] = None
     options = ObjectsOptions(max_objects=args.max_objects, fit=args.fit, size=args.size, signed=args.signed, **given)

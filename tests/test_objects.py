@@ -317,3 +317,8 @@ def test_the_timeline_names_its_network_and_its_caveat():
     assert plain == "talk: who sounds when\nnetwork checkpoint.pt [abc123]"
     warned = _timeline_title("talk", {"network": {"name": "x.pt", "sha256": "f"}, "caveat": "synthetic only"})
     assert warned.endswith("not meaningful on real video")
+
+
+def test_the_cli_states_the_tuning_defaults_objects_options_has():
+    for name, help_text in cli._OBJECTS_TUNING:
+        assert f"default {getattr(ObjectsOptions, name):g}" in help_text, name
