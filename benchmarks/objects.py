@@ -60,8 +60,8 @@ from common import RESULTS, write_result
 
 from avscene.checkpoints import load_model
 from avscene.infer.localize import fit_frames
-from avscene.infer.objects import (ObjectsOptions, activity, detect, find_tracks, object_maps, object_sound, object_sync,
-                                   offset_gain, scan_options, sound_share, step_maps, step_motion)
+from avscene.infer.objects import (ObjectsOptions, activity, detect, find_tracks, object_maps, object_sound,
+                                   object_sync, offset_gain, scan_options, sound_share, step_maps, step_motion)
 from avscene.infer.separate import SeparateOptions, separate_arrays
 from avscene.infer.sync import sync_clip
 from avscene.infer.tracks import box_values
@@ -487,8 +487,9 @@ def main() -> None:
     print(f"calibrated: detection {cal['detection_threshold']}, activity {cal['activity_threshold']} or sound share "
           f"{cal['sound_share']}, offset gain {cal['min_offset_gain']} "
           f"(loudest region {cal['motion_detection_threshold']}, {cal['motion_activity_threshold']})", flush=True)
-    tuned = dataclasses.replace(options, threshold=cal["detection_threshold"], activity_threshold=cal["activity_threshold"],
-                                sound_share=cal["sound_share"], min_offset_gain=cal["min_offset_gain"])
+    tuned = dataclasses.replace(options, threshold=cal["detection_threshold"],
+                                activity_threshold=cal["activity_threshold"], sound_share=cal["sound_share"],
+                                min_offset_gain=cal["min_offset_gain"])
     per_seed, examples = [], []
     for seed in args.seeds:
         result, seed_examples = run_seed(shift, sep, config, seed, args, cal, tuned)

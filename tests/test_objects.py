@@ -12,8 +12,8 @@ import torch
 
 from avscene import cli
 from avscene.checkpoints import save_checkpoint
-from avscene.infer.objects import (ObjectsOptions, activity, box_mask, detect, find_tracks, grey_where, object_view, offset_gain,
-                                   sound_share, step_motion, sync_verdict)
+from avscene.infer.objects import (ObjectsOptions, activity, box_mask, detect, find_tracks, grey_where, object_view,
+                                   offset_gain, sound_share, step_motion, sync_verdict)
 from avscene.infer.sync import SyncResult
 from avscene.infer.tracks import (Peak, Track, activity_segments, box_values, find_peaks, link_tracks, merge_tracks,
                                   peak_box, snap_peak, track_boxes)

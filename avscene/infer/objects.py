@@ -71,8 +71,9 @@ class ObjectsOptions:
     when its scan's best offset beats offset 0 by at least this many logits (mean over windows):
     a scan of one object among several sounds peaks somewhere even when nothing is wrong.
     ``sound_share``: with a separator, an object is also active where its own sound carries at
-    least this fraction of the mixture's energy (None: activity from the map alone). ``snap_cells``: how far (cells) a peak may move onto the
-    strongest motion near it (0: peaks stay on the map's grid)."""
+    least this fraction of the mixture's energy (None: activity from the map alone).
+    ``snap_cells``: how far (cells) a peak may move onto the strongest motion near it (0: peaks
+    stay on the map's grid)."""
 
     threshold: float = 0.6
     activity_threshold: float = 0.5
