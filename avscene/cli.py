@@ -1063,7 +1063,8 @@ def _add_objects(sub) -> None:
                    help="longest side of the picture objects are found at (memory: frames x side^2 x 3 bytes)")
     p.add_argument("--signed", action="store_true",
                    help="find objects on the signed CAM (evidence for sync) instead of |CAM|, so a silent thing "
-                        "that moves on its own is not taken for a sounding one")
+                        "that moves on its own is not taken for a sounding one; a misaligned object has no evidence "
+                        "for sync either, so check per-object sync without it")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_objects)
 

@@ -65,7 +65,8 @@ class ObjectsOptions:
     99.5th percentile of its map). Distances in pixels of the picture; None: ``nms_radius``
     1.5 CAM cells, ``link_distance`` 2 cells. ``box_cells``: the longest side of a track's box, in
     cells. ``size`` / ``fit`` / ``signed``: as :class:`LocalizeOptions` (``signed``: objects are
-    found on the evidence for sync, so a silent thing moving on its own is not one).
+    found on the evidence for sync, so a silent thing moving on its own is not one; nor is an
+    object whose sound is offset, so per-object sync checks need |CAM|).
     ``sync_margin``: how much of the picture around its box an object's own scan sees (a fraction
     of the box's size on every side). ``min_offset_gain``: an object is called out of sync only
     when its scan's best offset beats offset 0 by at least this many logits (mean over windows):
