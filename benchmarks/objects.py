@@ -61,7 +61,8 @@ from common import RESULTS, write_result
 from avscene.checkpoints import load_model
 from avscene.infer.localize import fit_frames
 from avscene.infer.objects import (ObjectsOptions, activity, detect, find_tracks, object_maps, object_sound,
-                                   object_sync, offset_gain, scan_options, sound_share, step_maps, step_motion)
+                                   object_sync, offset_gain, out_of_sync, scan_options, sound_share, step_maps,
+                                   step_motion)
 from avscene.infer.separate import SeparateOptions, separate_arrays
 from avscene.infer.sync import sync_clip
 from avscene.infer.tracks import box_values
@@ -212,8 +213,7 @@ def scene_objects(sep, s: SceneMaps, options: ObjectsOptions):
             evidence.append(ObjectEvidence(scene.activity[i]))
             continue
         track = tracks[match[i]]
-        others = [t.boxes for k, t in enumerate(tracks) if k != match[i]]
-        sounds[i] = object_sound(sep, scene.frames, scene.audio, track.boxes, others, options)
+        sounds[i] = object_sound(sep, scene.frames, scene.audio, tracks, match[i], options)
         share = sound_share(sounds[i], scene.audio, scene.n_frames, scene.fps, scene.sample_rate)
         evidence.append(ObjectEvidence(scene.activity[i], track.strength,
                                        box_values(s.motion, track.boxes) - background, share))
@@ -293,9 +293,9 @@ def sync_scans(shift, s: SceneMaps, options: ObjectsOptions) -> dict:
             "whole_picture": {"offset": whole.offset_frames, "gain": round(offset_gain(whole), 4)}}
 
 
-def out_of_sync(scan: dict, min_gain: float) -> bool:
-    """The method's verdict (:func:`avscene.infer.objects.sync_verdict`) on a scan's summary."""
-    return abs(scan["offset"]) > 1 and scan["gain"] >= min_gain
+def called_offset(scan: dict, min_gain: float) -> bool:
+    """The method's verdict (:func:`out_of_sync`) on a scan's summary (``offset``, ``gain``)."""
+    return out_of_sync(scan["offset"], scan["gain"], min_gain)
 
 
 def sync_scores(scans: list[dict], min_gain: float) -> dict:
@@ -305,16 +305,16 @@ def sync_scores(scans: list[dict], min_gain: float) -> dict:
     rows, caught, kept = [], [], []
     for sc in scans:
         true, target = sc["true_offset_frames"], str(sc["offset_object"])
-        right = {k: (abs(v["offset"] - true) <= 1 and out_of_sync(v, min_gain)) if k == target
-                 else not out_of_sync(v, min_gain) for k, v in sc["found"].items()}
+        right = {k: (abs(v["offset"] - true) <= 1 and called_offset(v, min_gain)) if k == target
+                 else not called_offset(v, min_gain) for k, v in sc["found"].items()}
         caught += [right[k] for k in right if k == target]
         kept += [right[k] for k in right if k != target]
         found = right.get(target, False)
         others = all(right.get(str(i), False) for i in range(sc["n_objects"]) if str(i) != target)
         whole = sc["whole_picture"]
         rows.append({"solved": found and others, "offset_found": found, "others_in_sync": others,
-                     "whole_offset_found": abs(whole["offset"] - true) <= 1 and out_of_sync(whole, min_gain),
-                     "whole_others_in_sync": not out_of_sync(whole, min_gain)})
+                     "whole_offset_found": abs(whole["offset"] - true) <= 1 and called_offset(whole, min_gain),
+                     "whole_others_in_sync": not called_offset(whole, min_gain)})
     out = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]} if rows else {}
     out["whole_picture_solved"] = 0.0  # one verdict for every object cannot solve a scene
     out["tracked_offset_objects_caught"] = round(float(np.mean(caught)), 4) if caught else None

@@ -354,16 +354,17 @@ def object_sync(model, frames: np.ndarray, audio: np.ndarray, boxes: np.ndarray,
     return sync_clip(model, view, audio, scan_options(model, options))
 
 
-def object_sound(separator, frames: np.ndarray, audio: np.ndarray, boxes: np.ndarray,
-                 other_boxes: list[np.ndarray], options: ObjectsOptions) -> np.ndarray:
-    """One object's sound: the on-screen output of the on/off ``separator`` on the object's own
-    window (:func:`object_view`) with every other object's box greyed. float32 (N,) at the
+def object_sound(separator, frames: np.ndarray, audio: np.ndarray, tracks: list[ObjectTrack], k: int,
+                 options: ObjectsOptions) -> np.ndarray:
+    """The sound of ``tracks[k]``: the on-screen output of the on/off ``separator`` on its own
+    window (:func:`object_view`) with every other track's box greyed. float32 (N,) at the
     separator's rate."""
     crop = separator.config.shift.crop_size
     hidden = np.zeros((len(frames), *frames.shape[1:3]), bool)
-    for other in other_boxes:
-        hidden |= box_mask(other, frames.shape[1:3])
-    view = object_view(grey_where(frames, hidden), boxes, view_side(crop, frames.shape[1:3], options), crop)
+    for j, other in enumerate(tracks):
+        if j != k:
+            hidden |= box_mask(other.boxes, frames.shape[1:3])
+    view = object_view(grey_where(frames, hidden), tracks[k].boxes, view_side(crop, frames.shape[1:3], options), crop)
     return separate_arrays(separator, view, audio, SeparateOptions()).on
 
 
@@ -374,10 +375,16 @@ def offset_gain(scan: SyncResult) -> float:
     return float(scan.scores.max() - zero[0]) if zero.size else float("inf")
 
 
+def out_of_sync(offset_frames: int, gain: float, min_gain: float) -> bool:
+    """The rule of the sync verdict: a scan's best offset more than one frame from 0 that beats
+    offset 0 by at least ``min_gain`` logits (:func:`offset_gain`)."""
+    return abs(offset_frames) > 1 and gain >= min_gain
+
+
 def sync_verdict(scan: SyncResult, options: ObjectsOptions) -> bool:
-    """The verdict on an object's scan: in sync unless its best offset is more than one frame
-    away and beats offset 0 by ``options.min_offset_gain`` logits."""
-    return abs(scan.offset_frames) <= 1 or offset_gain(scan) < options.min_offset_gain
+    """The verdict on an object's scan: in sync unless :func:`out_of_sync` with
+    ``options.min_offset_gain``."""
+    return not out_of_sync(scan.offset_frames, offset_gain(scan), options.min_offset_gain)
 
 
 def sound_share(sound: np.ndarray, audio: np.ndarray, n_frames: int, fps, sample_rate: int) -> np.ndarray:
@@ -435,8 +442,7 @@ def find_objects(model, frames: np.ndarray, audio: np.ndarray, options: ObjectsO
         verdict = None if scan is None else sync_verdict(scan, options)
         track = dataclasses.replace(track, sync=scan, in_sync=verdict)
         if separator is not None:
-            others = [t.boxes for j, t in enumerate(tracks) if j != k]
-            sound = object_sound(separator, frames, audio, track.boxes, others, options)
+            sound = object_sound(separator, frames, audio, tracks, k, options)
             track = _with_sound(track, sound, audio, model.config.fps, model.config.sample_rate, options)
         done.append(track)
     return ObjectsResult(path=None if path is None else os.fspath(path), fps=model.config.fps,
